@@ -1,0 +1,55 @@
+"""Helpers for tests, ours and our users': non-trivial weights for comparisons.
+
+Default BatchNorm values (gamma 1, beta 0, mean 0, var 1) hide a swapped or mis-mapped vector, so
+every comparison starts from weights where each tensor has distinct, non-trivial values.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def randomize_state_dict(state_dict, seed: int = 0, dtype=None):
+    """Give every floating tensor of a PyTorch state_dict a random value, in place, and return it.
+
+    Conv and linear weights are drawn with variance 1/fan_in so that activations stay of order
+    one through a deep network; BatchNorm scales lie in [0.5, 1.5], shifts and running means
+    around 0 with spread 0.2, running variances in [0.5, 2]; biases spread 0.1. Keys are
+    classified by their suffix, so torchvision's and our state_dicts are handled alike.
+    """
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+
+    def uniform(t, lo, hi):
+        return torch.rand(t.shape, generator=g, dtype=torch.float64) * (hi - lo) + lo
+
+    def normal(t, std):
+        return torch.randn(t.shape, generator=g, dtype=torch.float64) * std
+
+    for key, t in state_dict.items():
+        if not t.is_floating_point():
+            continue
+        leaf = key.rsplit(".", 1)[-1]
+        if leaf == "running_var":
+            value = uniform(t, 0.5, 2.0)
+        elif leaf == "running_mean":
+            value = normal(t, 0.2)
+        elif leaf == "weight" and t.dim() == 1:  # BatchNorm scale
+            value = uniform(t, 0.5, 1.5)
+        elif leaf == "weight":
+            fan_in = math.prod(t.shape[1:])
+            value = normal(t, 1.0 / math.sqrt(fan_in))
+        elif leaf == "bias" and key.replace(".bias", ".running_mean") in state_dict:
+            value = normal(t, 0.2)  # BatchNorm shift
+        else:
+            value = normal(t, 0.1)
+        with torch.no_grad():
+            t.copy_(value.to(dtype or t.dtype))
+    return state_dict
+
+
+def randomize_torch(model, seed: int = 0):
+    """Randomise every parameter and BatchNorm statistic of a torch module in place; return it."""
+    randomize_state_dict(model.state_dict(), seed)
+    return model

@@ -1,0 +1,105 @@
+"""The named variants: the only table of architectures in the project."""
+
+from __future__ import annotations
+
+import difflib
+
+from .spec import ResNetSpec
+
+_DEPTHS = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+}
+
+
+def _resnet(depth: int, family: str, name: str, **fields) -> ResNetSpec:
+    block, layers = _DEPTHS[depth]
+    if family == "preact":
+        block = "preact_" + block
+    return ResNetSpec(name=name, family=family, block=block, layers=layers, **fields)
+
+
+def _variants() -> list[ResNetSpec]:
+    specs = []
+    for d in (18, 34, 50, 101, 152):
+        specs.append(_resnet(d, "resnet", f"resnet{d}"))
+    for d, groups, wpg in ((50, 32, 4), (101, 32, 8), (101, 64, 4)):
+        specs.append(
+            _resnet(d, "resnext", f"resnext{d}_{groups}x{wpg}d", groups=groups, width_per_group=wpg)
+        )
+    for d in (50, 101):
+        specs.append(_resnet(d, "wide_resnet", f"wide_resnet{d}_2", width_per_group=128))
+    # ResNeSt (Zhang et al. 2020): deep stem, avg-down shortcuts, radix-2 split attention with
+    # avd. Only resnest50 uses a 32-wide stem.
+    for layers, stem_width, size, name in (
+        ((3, 4, 6, 3), 32, 224, "resnest50"),
+        ((3, 4, 23, 3), 64, 256, "resnest101"),
+        ((3, 24, 36, 3), 64, 320, "resnest200"),
+        ((3, 30, 48, 8), 64, 416, "resnest269"),
+    ):
+        specs.append(
+            ResNetSpec(
+                name=name, family="resnest", block="splat_bottleneck", layers=layers,
+                stem="deep", stem_width=stem_width, radix=2, avd=True, shortcut="avg_down",
+                input_size=size,
+            )
+        )
+    # ResNet-D ("Bag of Tricks", He et al. 2019): deep 32-wide stem and avg-down shortcuts.
+    for d in (18, 34, 50, 101, 152):
+        specs.append(
+            _resnet(d, "resnet_d", f"resnet{d}d", stem="deep", stem_width=32, shortcut="avg_down")
+        )
+    # Pre-activation ("Identity Mappings", He et al. 2016).
+    for d in (18, 34, 50, 101, 152):
+        specs.append(_resnet(d, "preact", f"preact_resnet{d}"))
+    # CIFAR ResNets of "Deep Residual Learning" sec. 4.2: depth 6n+2, widths 16/32/64, option A.
+    for n in (3, 5, 7, 9, 18, 200):
+        specs.append(
+            ResNetSpec(
+                name=f"resnet{6 * n + 2}", family="cifar", block="basic", layers=(n, n, n),
+                widths=(16, 32, 64), stem="cifar", stem_width=16, shortcut="zero_pad",
+                input_size=32, num_classes=10,
+            )
+        )
+    return specs
+
+
+_REGISTRY: dict[str, ResNetSpec] = {s.name: s for s in _variants()}
+
+FAMILIES = tuple(dict.fromkeys(s.family for s in _REGISTRY.values()))
+
+
+class UnknownArchitecture(KeyError):
+    """An architecture name that is not registered."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.close_matches = difflib.get_close_matches(name, list(_REGISTRY), n=5, cutoff=0.5)
+        hint = (
+            f"; did you mean {', '.join(self.close_matches)}?"
+            if self.close_matches
+            else f"; known architectures: {', '.join(_REGISTRY)}"
+        )
+        super().__init__(f"unknown architecture {name!r}{hint}")
+
+    def __str__(self) -> str:  # KeyError would print the repr of the message
+        return self.args[0]
+
+
+def names(family: str | None = None) -> list[str]:
+    """Every registered variant, in a stable order (family by family)."""
+    if family is not None and family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; expected one of {FAMILIES}")
+    return [n for n, s in _REGISTRY.items() if family is None or s.family == family]
+
+
+def get(name: str, **options) -> ResNetSpec:
+    """The spec registered as `name`, with options (num_classes, output_stride, ...) applied."""
+    try:
+        spec = _REGISTRY[name]
+    except KeyError:
+        raise UnknownArchitecture(name) from None
+    return spec.replace(**options) if options else spec

@@ -1,0 +1,227 @@
+"""The framework-free description of one ResNet: a frozen dataclass that is validated on creation.
+
+A `ResNetSpec` holds everything needed to build a network, both its architecture (stem, block
+kind, depth, widths, shortcut) and the options a user picks when creating a model (classes,
+head, output stride, ...). Builders read nothing else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+BLOCKS = ("basic", "bottleneck", "preact_basic", "preact_bottleneck", "splat_bottleneck")
+STEMS = ("classic", "deep", "cifar")
+SHORTCUTS = ("projection", "avg_down", "zero_pad")
+POOLINGS = ("avg", "max", None)
+
+# Channel expansion of a block's output over its "planes".
+EXPANSION = {
+    "basic": 1,
+    "preact_basic": 1,
+    "bottleneck": 4,
+    "preact_bottleneck": 4,
+    "splat_bottleneck": 4,
+}
+
+
+class SpecError(ValueError):
+    """An invalid field value or combination of fields in a ResNetSpec."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+@dataclass(frozen=True)
+class ResNetSpec:
+    """A complete description of one network.
+
+    Architecture fields:
+      block            one of BLOCKS.
+      layers           blocks per stage, e.g. (3, 4, 6, 3).
+      widths           "planes" per stage; a stage outputs widths[i] * expansion channels.
+      stem             "classic" (7x7/2 conv, max pool), "deep" (three 3x3 convs, max pool;
+                       ResNet-D and ResNeSt) or "cifar" (one 3x3 conv, stride 1, no pool).
+      stem_width       classic/cifar: the stem's output channels; deep: the width of its first
+                       two convs (it outputs twice that).
+      groups, width_per_group
+                       ResNeXt cardinality and channels per group of the 3x3 conv.
+      radix            splits of the split-attention conv (ResNeSt); 0 for other blocks.
+      avd, avd_first   ResNeSt's average-pool downsampling in place of a strided 3x3 conv,
+                       applied after (or, with avd_first, before) that conv.
+      shortcut         "projection" (strided 1x1 conv), "avg_down" (average pool, then 1x1 conv)
+                       or "zero_pad" (option A: subsample and pad channels with zeros).
+      in_channels, input_size
+                       channels and native side length of the input images.
+
+    Options (same meaning in every framework):
+      num_classes, include_top, pooling ("avg", "max" or None), drop_rate (dropout before the
+      classifier), output_stride (replace the last strides by dilation), zero_init_residual
+      (zero the last BatchNorm scale, or for pre-activation blocks the last conv, of each
+      residual branch), features_only (return every stage's feature map).
+    """
+
+    name: str
+    family: str
+    block: str
+    layers: tuple[int, ...]
+    widths: tuple[int, ...] = (64, 128, 256, 512)
+    stem: str = "classic"
+    stem_width: int = 64
+    groups: int = 1
+    width_per_group: int = 64
+    radix: int = 0
+    avd: bool = False
+    avd_first: bool = False
+    shortcut: str = "projection"
+    in_channels: int = 3
+    input_size: int = 224
+    num_classes: int = 1000
+    include_top: bool = True
+    pooling: str | None = "avg"
+    drop_rate: float = 0.0
+    output_stride: int | None = None
+    zero_init_residual: bool = False
+    features_only: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layers", tuple(self.layers))
+        object.__setattr__(self, "widths", tuple(self.widths))
+        if self.features_only:
+            # A feature extractor has no classifier; say so once here for every builder.
+            object.__setattr__(self, "include_top", False)
+        if self.output_stride is None:
+            object.__setattr__(self, "output_stride", self.native_output_stride)
+        _validate(self)
+
+    # Derived facts every builder needs; kept here so no builder recomputes them differently.
+
+    @property
+    def expansion(self) -> int:
+        return EXPANSION[self.block]
+
+    @property
+    def preact(self) -> bool:
+        return self.block.startswith("preact")
+
+    @property
+    def stem_channels(self) -> int:
+        return 2 * self.stem_width if self.stem == "deep" else self.stem_width
+
+    @property
+    def stem_stride(self) -> int:
+        return 1 if self.stem == "cifar" else 4
+
+    @property
+    def stage_strides(self) -> tuple[int, ...]:
+        return (1,) + (2,) * (len(self.layers) - 1)
+
+    @property
+    def native_output_stride(self) -> int:
+        stride = self.stem_stride
+        for s in self.stage_strides:
+            stride *= s
+        return stride
+
+    @property
+    def num_features(self) -> int:
+        """Channels of the last stage, i.e. the classifier's input."""
+        return self.widths[-1] * self.expansion
+
+    @property
+    def depth(self) -> int:
+        """Layers with weights along the main path, as in the variant names (resnet50: 50)."""
+        convs_per_block = 3 if self.expansion == 4 else 2
+        return convs_per_block * sum(self.layers) + 2
+
+    def replace(self, **changes) -> "ResNetSpec":
+        """A copy with some fields changed, validated again. Unknown fields are an error."""
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise TypeError(
+                f"unknown option(s) {', '.join(unknown)} for {self.name}; "
+                f"expected some of: {', '.join(sorted(known - {'name', 'family'}))}"
+            )
+        if "output_stride" not in changes and self.output_stride == self.native_output_stride:
+            # Keep "native" native when the change moves it (e.g. a different stem).
+            changes["output_stride"] = None
+        return dataclasses.replace(self, **changes)
+
+
+def _validate(s: ResNetSpec) -> None:
+    def check(ok: bool, field: str, message: str) -> None:
+        if not ok:
+            raise SpecError(field, message)
+
+    check(s.block in BLOCKS, "block", f"got {s.block!r}, expected one of {BLOCKS}")
+    check(s.stem in STEMS, "stem", f"got {s.stem!r}, expected one of {STEMS}")
+    check(s.shortcut in SHORTCUTS, "shortcut", f"got {s.shortcut!r}, expected one of {SHORTCUTS}")
+    check(
+        len(s.layers) >= 1 and all(isinstance(n, int) and n >= 1 for n in s.layers),
+        "layers",
+        f"got {s.layers}, expected one positive block count per stage",
+    )
+    check(
+        len(s.widths) == len(s.layers) and all(isinstance(w, int) and w >= 1 for w in s.widths),
+        "widths",
+        f"got {s.widths}, expected {len(s.layers)} positive widths (one per stage in layers)",
+    )
+    check(s.stem_width >= 1, "stem_width", f"got {s.stem_width}, expected a positive width")
+    check(s.in_channels >= 1, "in_channels", f"got {s.in_channels}, expected >= 1")
+    check(s.input_size >= 1, "input_size", f"got {s.input_size}, expected >= 1")
+
+    bottleneck = s.expansion == 4
+    check(
+        bottleneck or s.groups == 1,
+        "groups",
+        f"got {s.groups} for a {s.block} block; grouped convolutions need a bottleneck block",
+    )
+    check(
+        bottleneck or s.width_per_group == 64,
+        "width_per_group",
+        f"got {s.width_per_group} for a {s.block} block; only bottleneck blocks have a "
+        "configurable inner width (64 for basic blocks)",
+    )
+    check(s.groups >= 1, "groups", f"got {s.groups}, expected >= 1")
+    check(s.width_per_group >= 1, "width_per_group", f"got {s.width_per_group}, expected >= 1")
+    if s.block == "splat_bottleneck":
+        check(s.radix >= 1, "radix", f"got {s.radix}; a splat_bottleneck needs radix >= 1")
+    else:
+        check(s.radix == 0, "radix", f"got {s.radix} for a {s.block} block; only splat_bottleneck splits")
+        check(not s.avd, "avd", f"avd downsampling is only defined for splat_bottleneck, not {s.block}")
+    check(s.avd or not s.avd_first, "avd_first", "avd_first=True needs avd=True")
+    if s.shortcut == "zero_pad":
+        check(
+            s.block == "basic",
+            "shortcut",
+            f"option A zero padding needs basic blocks (got {s.block})",
+        )
+        chans = (s.stem_channels,) + s.widths
+        check(
+            all(b in (a, 2 * a) for a, b in zip(chans, chans[1:])),
+            "shortcut",
+            f"option A zero padding needs each stage to keep or double the channels, got {chans}",
+        )
+    if s.preact:
+        check(s.shortcut == "projection", "shortcut", "pre-activation blocks use projection shortcuts")
+
+    check(s.pooling in POOLINGS, "pooling", f"got {s.pooling!r}, expected one of {POOLINGS}")
+    if s.include_top:
+        check(s.pooling is not None, "pooling", "include_top=True needs a global pooling ('avg' or 'max')")
+        check(
+            isinstance(s.num_classes, int) and s.num_classes >= 1,
+            "num_classes",
+            f"got {s.num_classes!r}, expected a positive integer (or include_top=False)",
+        )
+    check(0.0 <= s.drop_rate < 1.0, "drop_rate", f"got {s.drop_rate}, expected 0 <= drop_rate < 1")
+
+    native = s.native_output_stride
+    # Dilation may replace the strides of all but the first stride-2 stage.
+    allowed = tuple(native // 2**k for k in range(min(2, len(s.layers) - 1) + 1))
+    check(
+        s.output_stride in allowed,
+        "output_stride",
+        f"got {s.output_stride}, expected one of {allowed} for {s.name}",
+    )

@@ -1,0 +1,1 @@
+"""Keras 3 implementations of every ResNet variant in `resnet_spec` (work in progress)."""

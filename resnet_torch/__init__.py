@@ -1,0 +1,52 @@
+"""PyTorch implementations of every ResNet variant in `resnet_spec`.
+
+    >>> import resnet_torch
+    >>> model = resnet_torch.resnet50()                       # or create_model("resnet50")
+    >>> backbone = resnet_torch.create_model("resnest50", features_only=True, output_stride=16)
+
+State dict keys are torchvision's (and the official ResNeSt repository's), so their checkpoints
+load with `load_state_dict(..., strict=True)`. This package never imports TensorFlow or Keras.
+"""
+
+from __future__ import annotations
+
+import resnet_spec
+
+from .blocks import BasicBlock, Bottleneck, PreActBlock, SplitAttentionBottleneck
+from .layers import SplitAttentionConv, ZeroPadShortcut
+from .model import ResNet
+
+
+def create_model(name: str | resnet_spec.ResNetSpec, num_classes: int | None = None, **options) -> ResNet:
+    """Build the variant `name` (see `resnet_spec.names()`), or any `ResNetSpec`.
+
+    num_classes defaults to the variant's own (1000, or 10 for the CIFAR ResNets). Other options:
+    include_top, pooling ("avg", "max", None), drop_rate, output_stride (32, 16, 8; CIFAR 4, 2, 1),
+    zero_init_residual, features_only.
+    """
+    if num_classes is not None:
+        options["num_classes"] = num_classes
+    if isinstance(name, resnet_spec.ResNetSpec):
+        spec = name.replace(**options) if options else name
+    else:
+        spec = resnet_spec.get(name, **options)
+    return ResNet(spec)
+
+
+def _builder(name: str):
+    def build(num_classes: int | None = None, **options) -> ResNet:
+        return create_model(name, num_classes, **options)
+
+    spec = resnet_spec.get(name)
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = f"{name} ({spec.family} family) as a torch.nn.Module; options as in create_model."
+    return build
+
+
+# One builder per registered variant: resnet_torch.resnet50(), resnet_torch.resnest101(), ...
+globals().update({_name: _builder(_name) for _name in resnet_spec.names()})
+
+__all__ = [
+    "BasicBlock", "Bottleneck", "PreActBlock", "ResNet", "SplitAttentionBottleneck",
+    "SplitAttentionConv", "ZeroPadShortcut", "create_model", *resnet_spec.names(),
+]

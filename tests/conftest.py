@@ -1,0 +1,29 @@
+"""Shared fixtures. torch and torchvision are imported before anything can import TensorFlow:
+importing torchvision after TensorFlow in one process crashes (segmentation fault)."""
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision  # noqa: F401  (import order, see above)
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+SHARED_CHECKPOINTS = Path(__file__).resolve().parents[1].parent / "shared" / "checkpoints"
+
+# Spatial sizes every family is tested at: even, odd and non-square.
+IMAGENET_SIZES = [(64, 64), (67, 67), (61, 86)]
+CIFAR_SIZES = [(32, 32), (33, 33), (31, 40)]
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def shared_checkpoint(name: str) -> Path:
+    path = SHARED_CHECKPOINTS / name
+    if not path.exists():
+        pytest.fail(f"{path} is missing: the shared checkpoints are expected beside the repository")
+    return path
