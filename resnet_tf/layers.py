@@ -1,0 +1,262 @@
+"""Keras layers for the plan's layer descriptors, and the layers Keras lacks.
+
+Every weighted layer is a stock Keras layer (Conv2D, BatchNormalization, Dense) configured to
+compute what PyTorch computes; the few numerics Keras has no stock layer for (pools with PyTorch's
+padding rules, the option A shortcut, split attention) are small custom layers written with
+`keras.ops` only, registered so that `.keras` files reload without custom_objects.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+import resnet_spec as rs
+
+PACKAGE = "resnet_tf"
+
+# torchvision's initialisation (kaiming_normal_, mode="fan_out", nonlinearity="relu").
+CONV_INIT = keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal")
+
+
+def make(layer: rs.plan.Layer, zero_init: bool = False) -> keras.layers.Layer:
+    """The Keras layer for one layer descriptor of the plan, named exactly as the plan names it.
+
+    `zero_init` starts the layer's output at zero (BatchNorm scale or conv kernel), as
+    zero_init_residual asks for the last layer of a residual branch.
+    """
+    if isinstance(layer, rs.Conv):
+        return keras.layers.Conv2D(
+            layer.out_channels,
+            layer.kernel_size,
+            strides=layer.stride,
+            padding="valid",  # explicit symmetric padding comes from pad_for(); see there
+            dilation_rate=layer.dilation,
+            groups=layer.groups,
+            use_bias=layer.bias,
+            kernel_initializer="zeros" if zero_init else CONV_INIT,
+            bias_initializer="zeros",
+            name=layer.name,
+        )
+    if isinstance(layer, rs.BatchNorm):
+        return keras.layers.BatchNormalization(
+            epsilon=layer.eps,
+            momentum=1.0 - layer.momentum,  # Keras keeps `momentum` of the old value, torch of the new
+            gamma_initializer="zeros" if zero_init else "ones",
+            name=layer.name,
+        )
+    if isinstance(layer, rs.Linear):
+        # torch.nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias.
+        bound = layer.in_features**-0.5
+        return keras.layers.Dense(
+            layer.out_features,
+            kernel_initializer=keras.initializers.VarianceScaling(1.0 / 3.0, "fan_in", "uniform"),
+            bias_initializer=keras.initializers.RandomUniform(-bound, bound),
+            name=layer.name,
+        )
+    if isinstance(layer, rs.Pool):
+        if layer.is_identity:  # avg-down shortcut of a stride-1 block: kept so the names line up
+            return keras.layers.Identity(name=layer.name)
+        return Pool2D(
+            layer.kind,
+            layer.kernel_size,
+            layer.stride,
+            layer.padding,
+            ceil_mode=layer.ceil_mode,
+            count_include_pad=layer.count_include_pad,
+            name=layer.name,
+        )
+    if isinstance(layer, rs.ZeroPadShortcut):
+        return ZeroPadShortcut(layer.stride, layer.pad_before, layer.pad_after, name=layer.name)
+    raise TypeError(f"no Keras layer for layer descriptor {layer!r}")
+
+
+def pad_for(conv: rs.Conv) -> keras.layers.Layer | None:
+    """PyTorch's symmetric zero padding for `conv`, as its own layer (None when there is none).
+
+    Keras' padding="same" pads the extra row/column at the bottom/right for stride 2, which
+    samples different pixels than PyTorch at even sizes; explicit padding matches at every size.
+    """
+    if conv.padding == 0:
+        return None
+    return keras.layers.ZeroPadding2D(conv.padding, name=f"{conv.name}_pad")
+
+
+def _pool_extent(size, kernel: int, stride: int, padding: int, ceil_mode: bool):
+    """Output length of a pool along one axis by PyTorch's rules; `size` may be a tensor."""
+    span = size + 2 * padding - kernel
+    if not ceil_mode:
+        return span // stride + 1
+    out = -(-span // stride) + 1
+    # PyTorch drops a last window that would start in the right padding.
+    return out - ops.cast((out - 1) * stride >= size + padding, "int32") if padding else out
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Pool2D(keras.layers.Layer):
+    """Max or average pooling with PyTorch's semantics (torch.nn.MaxPool2d / AvgPool2d).
+
+    - Max pooling pads with -inf: zero padding would win over negative inputs, which the stem
+      pool of a pre-activation network sees (its input is the raw conv output, no ReLU).
+    - Average pooling divides by the window size (count_include_pad=True) or by the number of
+      real pixels in the window (False), as PyTorch does.
+    - ceil_mode keeps a last partial window at the bottom/right; it averages only the pixels
+      inside input + padding (PyTorch never counts the extra ceil-mode area).
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        kernel_size: int,
+        stride: int,
+        padding: int = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if kind not in ("max", "avg"):
+            raise ValueError(f"kind: got {kind!r}, expected 'max' or 'avg'")
+        if 2 * padding > kernel_size:
+            raise ValueError(f"padding {padding} must be at most half of kernel_size {kernel_size}")
+        self.kind, self.kernel_size, self.stride, self.padding = kind, kernel_size, stride, padding
+        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
+
+    def call(self, x):
+        k, s, p = self.kernel_size, self.stride, self.padding
+        # ceil_mode may need up to s - 1 extra rows/columns at the bottom/right.
+        extra = s - 1 if self.ceil_mode else 0
+        widths = [[0, 0], [p, p + extra], [p, p + extra], [0, 0]]
+        if self.kind == "max":
+            y = ops.max_pool(ops.pad(x, widths, constant_values=float("-inf")), k, s, "valid")
+        else:
+            y = ops.average_pool(ops.pad(x, widths), k, s, "valid")
+            if extra or (p and not self.count_include_pad):
+                y = y / self._window_fraction(x, widths)
+        if self.ceil_mode and p:
+            height, width = ops.shape(x)[1], ops.shape(x)[2]
+            y = y[:, : _pool_extent(height, k, s, p, True), : _pool_extent(width, k, s, p, True)]
+        return y
+
+    def _window_fraction(self, x, widths):
+        """Per output pixel, the share of the k*k window that PyTorch counts as its divisor."""
+        p = self.padding
+        mask = ops.ones_like(x[:1, :, :, :1])
+        if self.count_include_pad:  # the padding counts, the ceil-mode extra does not
+            mask = ops.pad(mask, [[0, 0], [p, p], [p, p], [0, 0]], constant_values=1.0)
+            widths = [[0, 0], [0, widths[1][1] - p], [0, widths[2][1] - p], [0, 0]]
+        mask = ops.pad(mask, widths)
+        return ops.average_pool(mask, self.kernel_size, self.stride, "valid")
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        k, s, p, ceil = self.kernel_size, self.stride, self.padding, self.ceil_mode
+
+        def extent(size):
+            if size is None:
+                return None
+            span = size + 2 * p - k
+            out = (-(-span // s) if ceil else span // s) + 1
+            return out - 1 if ceil and (out - 1) * s >= size + p else out
+
+        return (n, extent(h), extent(w), c)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "kind": self.kind,
+            "kernel_size": self.kernel_size,
+            "stride": self.stride,
+            "padding": self.padding,
+            "ceil_mode": self.ceil_mode,
+            "count_include_pad": self.count_include_pad,
+        }
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ZeroPadShortcut(keras.layers.Layer):
+    """Option A shortcut of the CIFAR ResNets: keep every stride-th pixel (starting at the
+    first, as x[:, :, ::s, ::s] in PyTorch), then pad channels with zeros on both sides."""
+
+    def __init__(self, stride: int, pad_before: int, pad_after: int, **kwargs):
+        super().__init__(**kwargs)
+        self.stride, self.pad_before, self.pad_after = stride, pad_before, pad_after
+
+    def call(self, x):
+        s = self.stride
+        if s > 1:
+            x = x[:, ::s, ::s, :]
+        return ops.pad(x, [[0, 0], [0, 0], [0, 0], [self.pad_before, self.pad_after]])
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        s = self.stride
+        sub = (lambda v: None if v is None else -(-v // s))
+        return (n, sub(h), sub(w), c + self.pad_before + self.pad_after)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "stride": self.stride,
+            "pad_before": self.pad_before,
+            "pad_after": self.pad_after,
+        }
+
+
+def _splits(x, radix: int):
+    """The radix splits of NHWC `x`, in PyTorch's channel order: split r holds channels
+    [r*C, (r+1)*C) of the NCHW tensor, i.e. of the last axis here."""
+    c = x.shape[-1] // radix
+    return [x[..., r * c : (r + 1) * c] for r in range(radix)]
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class RadixGap(keras.layers.Layer):
+    """Sum of the radix splits, averaged over space: the input of split attention's fc1."""
+
+    def __init__(self, radix: int, **kwargs):
+        super().__init__(**kwargs)
+        self.radix = radix
+
+    def call(self, x):
+        total = sum(_splits(x, self.radix)[1:], _splits(x, self.radix)[0])
+        return ops.mean(total, axis=(1, 2), keepdims=True)
+
+    def compute_output_shape(self, input_shape):
+        n, _, _, c = input_shape
+        return (n, 1, 1, c // self.radix)
+
+    def get_config(self):
+        return {**super().get_config(), "radix": self.radix}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SplitAttention(keras.layers.Layer):
+    """Weights the radix splits of `x` by attention from `logits` and sums them (ResNeSt).
+
+    `logits` (N, 1, 1, radix * C) is fc2's output, laid out as PyTorch's
+    view(N, cardinality, radix, C / cardinality): the softmax runs over the radix within each
+    cardinal group (a sigmoid when radix is 1), then the weights are reordered to the
+    splits' channel order (radix, C) before the weighted sum.
+    """
+
+    def __init__(self, radix: int, cardinality: int, **kwargs):
+        super().__init__(**kwargs)
+        self.radix, self.cardinality = radix, cardinality
+
+    def call(self, inputs):
+        x, logits = inputs
+        r, g = self.radix, self.cardinality
+        c = x.shape[-1] // r
+        logits = ops.reshape(logits, (-1, g, r, c // g))
+        attention = ops.softmax(logits, axis=2) if r > 1 else ops.sigmoid(logits)
+        attention = ops.reshape(ops.transpose(attention, (0, 2, 1, 3)), (-1, 1, 1, r * c))
+        weighted = [s * a for s, a in zip(_splits(x, r), _splits(attention, r))]
+        return sum(weighted[1:], weighted[0])
+
+    def compute_output_shape(self, input_shapes):
+        (n, h, w, c), _ = input_shapes
+        return (n, h, w, c // self.radix)
+
+    def get_config(self):
+        return {**super().get_config(), "radix": self.radix, "cardinality": self.cardinality}

@@ -1,0 +1,102 @@
+"""The ResNet model as a Keras functional model, laid out by the spec's plan."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+
+import resnet_spec as rs
+
+from .blocks import BLOCK_FUNCTIONS, apply, relu
+from .layers import PACKAGE
+
+
+def spec_to_config(spec: rs.ResNetSpec) -> dict:
+    """The spec's fields as plain JSON values (tuples become lists)."""
+    return {f.name: _plain(getattr(spec, f.name)) for f in dataclasses.fields(spec)}
+
+
+def spec_from_config(config: dict) -> rs.ResNetSpec:
+    return rs.ResNetSpec(**config)  # ResNetSpec turns lists back into tuples and validates
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ResNet(keras.Model):
+    """Any network of the ResNet family, built from a `resnet_spec.ResNetSpec`; NHWC input.
+
+    A functional model whose layers carry the plan's names ("conv1", "layer1.0.bn1",
+    "layer2.0.conv2.fc1", "fc", ...), so weights map to PyTorch by name. It outputs logits,
+    or pooled features when include_top=False, or the last feature map when in addition
+    pooling=None; with features_only=True it outputs a list with every stage's feature map
+    (strides `self.plan.feature_strides`; for pre-activation networks the last one after the
+    final BatchNorm and ReLU).
+
+    The spec is part of the model's config (`get_config()["spec"]`), so `self.spec` survives a
+    `.keras` save and load: the parity package builds the matching PyTorch model from it.
+    """
+
+    def __init__(self, spec: rs.ResNetSpec | dict, input_shape=None, name: str | None = None, **kwargs):
+        if isinstance(spec, dict):
+            spec = spec_from_config(spec)
+        if input_shape is None:
+            input_shape = (None, None, spec.in_channels)  # any spatial size
+        inputs = keras.Input(shape=tuple(input_shape), name="input")
+        super().__init__(inputs, _outputs(spec, inputs), name=name or spec.name, **kwargs)
+        self._spec = spec
+        self._input_shape_arg = tuple(input_shape)
+
+    @property
+    def spec(self) -> rs.ResNetSpec:
+        return self._spec
+
+    @property
+    def plan(self) -> rs.Plan:
+        return rs.plan(self._spec)
+
+    def get_config(self):
+        return {
+            "spec": spec_to_config(self._spec),
+            "input_shape": list(self._input_shape_arg),
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        return cls(**config)
+
+
+def _outputs(spec: rs.ResNetSpec, x):
+    p = rs.plan(spec)
+    for layer in p.stem:
+        x = apply(layer, x)
+        if isinstance(layer, rs.BatchNorm):  # every stem BatchNorm is followed by a ReLU
+            x = relu(x, layer.name)
+
+    block_fn = BLOCK_FUNCTIONS[spec.block]
+    features = []
+    for stage in p.stages:
+        for block in stage:
+            x = block_fn(block, x, spec.zero_init_residual)
+        features.append(x)
+
+    head = {layer.name: layer for layer in p.head}
+    if "bn_final" in head:  # pre-activation: normalise the last stage's output once more
+        features[-1] = relu(apply(head["bn_final"], features[-1]), "bn_final")
+    if spec.features_only:
+        return features
+
+    x = features[-1]
+    if spec.pooling == "avg":
+        x = keras.layers.GlobalAveragePooling2D(name="global_pool")(x)
+    elif spec.pooling == "max":
+        x = keras.layers.GlobalMaxPooling2D(name="global_pool")(x)
+    if spec.drop_rate > 0:
+        x = keras.layers.Dropout(spec.drop_rate, name="dropout")(x)
+    if "fc" in head:
+        x = apply(head["fc"], x)
+    return x
