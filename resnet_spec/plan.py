@@ -101,7 +101,8 @@ WEIGHTED = (Conv, BatchNorm, Linear)
 @dataclass(frozen=True)
 class Block:
     """One residual block. `layers` holds the residual branch, `shortcut` the shortcut's layers,
-    each in PyTorch registration order; `layer(local)` looks one up by its name in the block."""
+    each in forward order (which is also PyTorch's state_dict order); `layer(local)` looks one up
+    by its name in the block."""
 
     name: str  # e.g. "layer2.0"
     kind: str
@@ -234,20 +235,19 @@ def _block(spec, name, c_in, planes, stride, dilation, first_dilation, is_first)
         radix, card = spec.radix, spec.groups
         avd = spec.avd and (stride > 1 or is_first)
         inter = max(width * radix // 4, 32)
-        layers = [conv1, BatchNorm(n + "bn1", width)]
-        if avd:
-            layers.append(Pool(n + "avd_layer", "avg", 3, stride, padding=1))
         s = n + "conv2."
-        layers += [
+        split_attention = [
             Conv(s + "conv", width, width * radix, 3, 1 if avd else stride, first_dilation, card * radix),
             BatchNorm(s + "bn0", width * radix),
             Conv(s + "fc1", width, inter, 1, groups=card, bias=True),
             BatchNorm(s + "bn1", inter),
             Conv(s + "fc2", inter, width * radix, 1, groups=card, bias=True),
-            conv3,
-            BatchNorm(n + "bn3", c_out),
         ]
-        del conv2  # replaced by the split-attention layers above
+        if avd:  # the pool takes over the stride, before or after the 3x3 conv
+            pool = Pool(n + "avd_layer", "avg", 3, stride, padding=1)
+            split_attention.insert(0 if spec.avd_first else len(split_attention), pool)
+        layers = [conv1, BatchNorm(n + "bn1", width), *split_attention, conv3, BatchNorm(n + "bn3", c_out)]
+        del conv2  # replaced by the split-attention conv
     return Block(
         name=name,
         kind=kind,

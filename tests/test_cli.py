@@ -1,0 +1,38 @@
+"""The command line as a user runs it: a subprocess of the installed console script."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import resnet_spec as rs
+
+SCRIPT = shutil.which("resnet-parity", path=str(Path(sys.executable).parent))
+
+
+def run(*args):
+    return subprocess.run([SCRIPT, *args], capture_output=True, text=True)
+
+
+def test_list_prints_every_variant_with_its_published_count():
+    out = run("list")
+    assert out.returncode == 0, out.stderr
+    rows = {line.split()[0]: line.split() for line in out.stdout.splitlines()[2:]}
+    assert list(rows) == rs.names()
+    assert rows["resnet50"][4] == "25,557,032"
+    assert rows["resnest50"][1] == "resnest"
+
+
+def test_list_by_family_and_bad_family():
+    out = run("list", "--family", "cifar")
+    assert [line.split()[0] for line in out.stdout.splitlines()[2:]] == rs.names("cifar")
+    bad = run("list", "--family", "transformers")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_list_needs_neither_framework():
+    code = (
+        "import sys; from parity.cli import main; main(['list']); "
+        "bad = [m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules]; assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
