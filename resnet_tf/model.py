@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 import keras
 
@@ -45,6 +46,7 @@ class ResNet(keras.Model):
             spec = spec_from_config(spec)
         if input_shape is None:
             input_shape = (None, None, spec.in_channels)  # any spatial size
+        _allow_graph_depth(spec)
         inputs = keras.Input(shape=tuple(input_shape), name="input")
         super().__init__(inputs, _outputs(spec, inputs), name=name or spec.name, **kwargs)
         self._spec = spec
@@ -68,6 +70,15 @@ class ResNet(keras.Model):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         return cls(**config)
+
+
+def _allow_graph_depth(spec: rs.ResNetSpec) -> None:
+    """Keras walks the functional graph recursively (one Python frame per layer), so the
+    deepest variants (resnest269, resnet1202) exceed the default limit of 1000 frames. Only
+    ever raised, never lowered."""
+    needed = 4 * len(rs.plan(spec).all_layers()) + 1000  # about three Keras layers per plan layer
+    if sys.getrecursionlimit() < needed:
+        sys.setrecursionlimit(needed)
 
 
 def _outputs(spec: rs.ResNetSpec, x):
