@@ -54,8 +54,9 @@ class WeightMismatchError(ValueError):
 
 
 @dataclass(frozen=True)
-class _Tensor:
-    """One tensor of one layer kind: its PyTorch suffix, Keras attribute and the transform."""
+class TensorTransform:
+    """One tensor of one layer kind: its PyTorch suffix, its Keras attribute and the transform
+    each way (numpy arrays in, numpy arrays out)."""
 
     torch_suffix: str
     keras_attr: str
@@ -75,16 +76,19 @@ def _hwio_to_oihw(w):
     return np.transpose(w, (3, 2, 0, 1))
 
 
-def _tensors(layer: rs.plan.Layer) -> tuple[_Tensor, ...]:
+def _tensors(layer: rs.plan.Layer) -> tuple[TensorTransform, ...]:
     """The tensors of one weighted layer: the one transform per layer kind."""
     if isinstance(layer, rs.Conv):
-        kernel = (_Tensor("weight", "kernel", _oihw_to_hwio, _hwio_to_oihw),)
-        return kernel + ((_Tensor("bias", "bias", _same, _same),) if layer.bias else ())
+        kernel = (TensorTransform("weight", "kernel", _oihw_to_hwio, _hwio_to_oihw),)
+        return kernel + ((TensorTransform("bias", "bias", _same, _same),) if layer.bias else ())
     if isinstance(layer, rs.Linear):
-        return (_Tensor("weight", "kernel", np.transpose, np.transpose), _Tensor("bias", "bias", _same, _same))
+        return (
+            TensorTransform("weight", "kernel", np.transpose, np.transpose),
+            TensorTransform("bias", "bias", _same, _same),
+        )
     if isinstance(layer, rs.BatchNorm):
         return tuple(
-            _Tensor(t, k, _same, _same)
+            TensorTransform(t, k, _same, _same)
             for t, k in (
                 ("weight", "gamma"),
                 ("bias", "beta"),
@@ -119,9 +123,15 @@ def _spec_of(keras_model) -> rs.ResNetSpec:
     return spec
 
 
+def keras_variable_map(keras_model) -> "dict[str, tuple[keras.Variable, TensorTransform]]":
+    """PyTorch state_dict key -> (Keras variable, its TensorTransform), in resnet_torch's order,
+    for every weighted layer of the Keras model's plan (num_batches_tracked has no variable).
+    Raises WeightMismatchError if a plan tensor has no Keras variable or a Keras variable
+    belongs to no plan tensor."""
+    return _keras_variables(keras_model, rs.plan(_spec_of(keras_model)).weighted_layers())
+
+
 def _keras_variables(keras_model, weighted) -> dict[str, tuple]:
-    """'layer.suffix' (PyTorch key) -> (Keras variable, _Tensor), and the Keras variables that
-    no plan tensor accounts for (so nothing in the Keras model goes unassigned)."""
     layers = {layer.name: layer for layer in keras_model.layers}
     mapping, missing = {}, []
     for layer in weighted:

@@ -32,6 +32,17 @@ def _last(block: rs.Block, layer: rs.plan.Layer, zero_init_residual: bool) -> bo
     return zero_init_residual and layer is block.layers[-1]
 
 
+def output_name(block: rs.Block) -> str:
+    """The Keras layer whose output is the block's output (see _merge)."""
+    return f"{block.name}.add" if block.kind.startswith("preact") else f"{block.name}.add_relu"
+
+
+def _merge(block: rs.Block, out, shortcut):
+    """The residual sum, then a ReLU except in pre-activation blocks."""
+    out = keras.layers.Add(name=f"{block.name}.add")([out, shortcut])
+    return out if block.kind.startswith("preact") else relu(out, f"{block.name}.add")
+
+
 def _shortcut(block: rs.Block, x):
     for layer in block.shortcut:
         x = apply(layer, x)
@@ -47,8 +58,7 @@ def conv_bn_block(block: rs.Block, x, zero_init_residual: bool = False):
         out = apply(layer, out, _last(block, layer, zero_init_residual))
         if isinstance(layer, rs.BatchNorm) and layer is not block.layers[-1]:
             out = relu(out, layer.name)
-    out = keras.layers.Add(name=f"{block.name}.add")([out, identity])
-    return relu(out, f"{block.name}.add")
+    return _merge(block, out, identity)
 
 
 def split_attention_block(block: rs.Block, x, zero_init_residual: bool = False):
@@ -73,8 +83,7 @@ def split_attention_block(block: rs.Block, x, zero_init_residual: bool = False):
         out = apply(avd, out)
     out = apply(get("conv3"), out)
     out = apply(get("bn3"), out, zero_init_residual)
-    out = keras.layers.Add(name=f"{block.name}.add")([out, identity])
-    return relu(out, f"{block.name}.add")
+    return _merge(block, out, identity)
 
 
 def preact_block(block: rs.Block, x, zero_init_residual: bool = False):
@@ -89,7 +98,7 @@ def preact_block(block: rs.Block, x, zero_init_residual: bool = False):
                 shortcut = _shortcut(block, out)
         else:
             out = apply(layer, out, _last(block, layer, zero_init_residual))
-    return keras.layers.Add(name=f"{block.name}.add")([out, shortcut])
+    return _merge(block, out, shortcut)
 
 
 BLOCK_FUNCTIONS = {

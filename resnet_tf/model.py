@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections import OrderedDict
 
 import keras
 
 import resnet_spec as rs
 
-from .blocks import BLOCK_FUNCTIONS, apply, relu
+from .blocks import BLOCK_FUNCTIONS, apply, output_name, relu
 from .layers import PACKAGE
 
 
@@ -48,8 +49,10 @@ class ResNet(keras.Model):
             input_shape = (None, None, spec.in_channels)  # any spatial size
         _allow_graph_depth(spec)
         inputs = keras.Input(shape=tuple(input_shape), name="input")
-        super().__init__(inputs, _outputs(spec, inputs), name=name or spec.name, **kwargs)
+        outputs, taps = _outputs(spec, inputs)
+        super().__init__(inputs, outputs, name=name or spec.name, **kwargs)
         self._spec = spec
+        self._taps = taps
         self._input_shape_arg = tuple(input_shape)
 
     @property
@@ -59,6 +62,12 @@ class ResNet(keras.Model):
     @property
     def plan(self) -> rs.Plan:
         return rs.plan(self._spec)
+
+    def tap_layer_names(self) -> "OrderedDict[str, str]":
+        """Tap name -> the Keras layer whose output it is, in forward order: "stem" (the input
+        of layer1), every block ("layer1.0"), every stage ("layer1": its last block, before a
+        pre-activation network's final BatchNorm) and, unless features_only, "output"."""
+        return OrderedDict(self._taps)
 
     def get_config(self):
         return {
@@ -82,32 +91,38 @@ def _allow_graph_depth(spec: rs.ResNetSpec) -> None:
 
 
 def _outputs(spec: rs.ResNetSpec, x):
+    """The model's output tensor(s), and the tap name -> layer name map (see tap_layer_names)."""
     p = rs.plan(spec)
+    taps = OrderedDict()
     for layer in p.stem:
         x = apply(layer, x)
+        taps["stem"] = layer.name
         if isinstance(layer, rs.BatchNorm):  # every stem BatchNorm is followed by a ReLU
             x = relu(x, layer.name)
+            taps["stem"] = f"{layer.name}_relu"
 
     block_fn = BLOCK_FUNCTIONS[spec.block]
     features = []
-    for stage in p.stages:
+    for stage_name, stage in zip(p.stage_names, p.stages):
         for block in stage:
             x = block_fn(block, x, spec.zero_init_residual)
+            taps[block.name] = output_name(block)
+        taps[stage_name] = output_name(stage[-1])
         features.append(x)
 
     head = {layer.name: layer for layer in p.head}
     if "bn_final" in head:  # pre-activation: normalise the last stage's output once more
         features[-1] = relu(apply(head["bn_final"], features[-1]), "bn_final")
     if spec.features_only:
-        return features
+        return features, taps
 
-    x = features[-1]
-    if spec.pooling == "avg":
-        x = keras.layers.GlobalAveragePooling2D(name="global_pool")(x)
-    elif spec.pooling == "max":
-        x = keras.layers.GlobalMaxPooling2D(name="global_pool")(x)
+    x, last = features[-1], "bn_final_relu" if "bn_final" in head else taps[p.stage_names[-1]]
+    if spec.pooling is not None:
+        pool = keras.layers.GlobalAveragePooling2D if spec.pooling == "avg" else keras.layers.GlobalMaxPooling2D
+        x, last = pool(name="global_pool")(x), "global_pool"
     if spec.drop_rate > 0:
-        x = keras.layers.Dropout(spec.drop_rate, name="dropout")(x)
+        x, last = keras.layers.Dropout(spec.drop_rate, name="dropout")(x), "dropout"
     if "fc" in head:
-        x = apply(head["fc"], x)
-    return x
+        x, last = apply(head["fc"], x), "fc"
+    taps["output"] = last
+    return x, taps

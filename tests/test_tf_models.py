@@ -198,6 +198,30 @@ def test_head_options_match_torch(name, options, free_keras):
         assert names.index("dropout") == names.index("fc") - 1
 
 
+@pytest.mark.parametrize("name", ["resnet20", "preact_resnet18", "resnest50"])
+def test_tap_layers_output_what_torch_modules_output(name, free_keras):
+    torch_model, keras_model = ported(name, seed=5, layers=(1, 2, 1) if name == "resnet20" else (1, 2, 1, 1))
+    seen = {}  # torch's outputs at the same points, recorded by hooks in forward order
+
+    def keep(tap):
+        return lambda module, inputs, output: seen.setdefault(tap, output.clone())
+
+    hooks = [torch_model.layer1.register_forward_pre_hook(lambda module, inputs: seen.setdefault("stem", inputs[0].clone()))]
+    for tap in list(keras_model.tap_layer_names())[1:-1]:  # blocks and stages
+        hooks.append(torch_model.get_submodule(tap).register_forward_hook(keep(tap)))
+    x = images((41, 37))
+    seen["output"] = torch.from_numpy(torch_forward(torch_model, x))
+    for h in hooks:
+        h.remove()
+    names = keras_model.tap_layer_names()
+    assert list(names) == list(seen)
+    assert list(names)[1:3] == ["layer1.0", "layer1"]
+    tapped = keras.Model(keras_model.inputs, [keras_model.get_layer(n).output for n in names.values()])
+    for tap, got in zip(names, tapped(x.transpose(0, 2, 3, 1), training=False)):
+        ref = seen[tap].numpy()
+        assert_close(np.asarray(got), ref.transpose(0, 2, 3, 1) if ref.ndim == 4 else ref, tap)
+
+
 def test_create_model_arguments(free_keras):
     model = resnet_tf.create_model("resnet20", num_classes=3, input_shape=(40, 40, 3))
     assert model.input_shape == (None, 40, 40, 3) and model.output_shape == (None, 3)
