@@ -39,7 +39,7 @@ def make(layer: rs.plan.Layer, zero_init: bool = False) -> keras.layers.Layer:
             name=layer.name,
         )
     if isinstance(layer, rs.BatchNorm):
-        return keras.layers.BatchNormalization(
+        return BatchNorm(
             epsilon=layer.eps,
             momentum=1.0 - layer.momentum,  # Keras keeps `momentum` of the old value, torch of the new
             gamma_initializer="zeros" if zero_init else "ones",
@@ -69,6 +69,37 @@ def make(layer: rs.plan.Layer, zero_init: bool = False) -> keras.layers.Layer:
     if isinstance(layer, rs.ZeroPadShortcut):
         return ZeroPadShortcut(layer.stride, layer.pad_before, layer.pad_after, name=layer.name)
     raise TypeError(f"no Keras layer for layer descriptor {layer!r}")
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class BatchNorm(keras.layers.BatchNormalization):
+    """keras.layers.BatchNormalization with PyTorch's training-mode statistics.
+
+    In training, PyTorch normalises with the biased batch variance but updates running_var with
+    the unbiased one (times n / (n - 1), n values per channel); Keras would update it with the
+    biased one. The variance is also computed as mean((x - mean)^2): Keras' TensorFlow backend
+    uses E[x^2] - E[x]^2, which loses digits when the mean is large against the spread.
+    Inference is Keras' own (moving statistics), unchanged.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        if not (training and self.trainable) or mask is not None or self.renorm:
+            return super().call(inputs, training=training, mask=mask)
+        x = ops.cast(inputs, "float32")  # statistics in float32, as Keras does
+        axes = [i for i in range(len(x.shape)) if i != self.axis % len(x.shape)]
+        mean = ops.mean(x, axis=axes)
+        variance = ops.mean(ops.square(x - mean), axis=axes)
+        n = ops.cast(ops.prod(ops.take(ops.shape(x), axes)), "float32")
+        unbiased = variance * n / ops.maximum(n - 1.0, 1.0)
+        m = self.momentum
+        self.moving_mean.assign(self.moving_mean * m + ops.cast(mean, self.moving_mean.dtype) * (1.0 - m))
+        self.moving_variance.assign(
+            self.moving_variance * m + ops.cast(unbiased, self.moving_variance.dtype) * (1.0 - m)
+        )
+        y = ops.batch_normalization(
+            x, mean, variance, axis=self.axis, offset=self.beta, scale=self.gamma, epsilon=self.epsilon
+        )
+        return ops.cast(y, self.compute_dtype)
 
 
 def pad_for(conv: rs.Conv) -> keras.layers.Layer | None:

@@ -321,6 +321,28 @@ def test_zero_pad_shortcut_matches_torch(size):
     np.testing.assert_array_equal(np.asarray(resnet_tf.ZeroPadShortcut(2, 3, 3)(x.transpose(0, 2, 3, 1))), ref)
 
 
+@pytest.mark.parametrize("name", ["resnet20", "resnest50"])
+def test_train_mode_forward_and_running_statistics_match_torch(name, free_keras):
+    # Batch statistics in the forward; running_var updated with the unbiased variance as PyTorch does.
+    from parity.porting import keras_to_state_dict
+
+    small = {"layers": (1, 1, 1)} if name == "resnet20" else {"layers": (1, 1, 1, 1)}
+    torch_model, keras_model = ported(name, seed=6, **small)
+    # Batch 8: split attention's bn1 sees one value per image and channel, and with 3 images
+    # even PyTorch float32 is 1.4e-5 away from PyTorch float64 (Keras is closer to float64).
+    x = images((36, 31), batch=8)
+    torch_model.train()
+    assert_close(keras_forward_train(keras_model, x), torch_forward(torch_model, x), f"{name} train-mode logits")
+    after = keras_to_state_dict(keras_model)
+    for key, value in torch_model.state_dict().items():
+        if key.endswith(("running_mean", "running_var")):
+            assert_close(after[key].numpy(), value.numpy(), key)
+
+
+def keras_forward_train(model, x_nchw):
+    return np.asarray(model(np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1)), training=True))
+
+
 def test_batchnorm_settings_follow_pytorch(free_keras):
     model = resnet_tf.resnet18()
     bn = model.get_layer("layer1.0.bn1")
