@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import resnet_spec
 
-from .layers import Pool2D, RadixGap, SplitAttention, ZeroPadShortcut
+from .layers import BatchNorm, Pool2D, RadixGap, SplitAttention, ZeroPadShortcut
 from .model import ResNet
 
 _SPEC = object()  # "the spec's own value" for options whose None is meaningful
@@ -62,6 +62,6 @@ def _builder(name: str):
 globals().update({_name: _builder(_name) for _name in resnet_spec.names()})
 
 __all__ = [
-    "Pool2D", "RadixGap", "ResNet", "SplitAttention", "ZeroPadShortcut", "create_model",
+    "BatchNorm", "Pool2D", "RadixGap", "ResNet", "SplitAttention", "ZeroPadShortcut", "create_model",
     *resnet_spec.names(),
 ]

@@ -89,7 +89,7 @@ class BatchNorm(keras.layers.BatchNormalization):
         axes = [i for i in range(len(x.shape)) if i != self.axis % len(x.shape)]
         mean = ops.mean(x, axis=axes)
         variance = ops.mean(ops.square(x - mean), axis=axes)
-        n = ops.cast(ops.prod(ops.take(ops.shape(x), axes)), "float32")
+        n = ops.cast(ops.size(x), "float32") / x.shape[self.axis]  # values per channel
         unbiased = variance * n / ops.maximum(n - 1.0, 1.0)
         m = self.momentum
         self.moving_mean.assign(self.moving_mean * m + ops.cast(mean, self.moving_mean.dtype) * (1.0 - m))
