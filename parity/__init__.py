@@ -1,1 +1,41 @@
-"""The one package that imports both frameworks: weight porting, comparison, checkpoints, CLI."""
+"""The one package that imports both frameworks: weight porting, comparison, checkpoints, CLI.
+
+    >>> import parity, resnet_torch
+    >>> torch_model = parity.testing.randomize_torch(resnet_torch.resnet50(), seed=0)
+    >>> keras_model = parity.torch_to_keras(torch_model)
+    >>> report = parity.compare(torch_model, keras_model, images)   # images: NCHW
+    >>> print(report.table()); assert report.ok
+
+Submodules load torch before TensorFlow (importing torchvision after TensorFlow crashes), and
+nothing heavy is imported until an attribute is used, so `parity.cli list` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "torch_to_keras": "porting",
+    "keras_to_torch": "porting",
+    "state_dict_to_keras": "porting",
+    "keras_to_state_dict": "porting",
+    "WeightMismatchError": "porting",
+    "compare": "comparison",
+    "ParityReport": "comparison",
+    "TapResult": "comparison",
+    "randomize_torch": "testing",
+    "randomize_state_dict": "testing",
+    "assert_parity": "testing",
+}
+
+_SUBMODULES = {"cli", "comparison", "files", "porting", "taps", "testing", "training"}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'parity' has no attribute {name!r}")

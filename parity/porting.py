@@ -24,9 +24,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-import torch  # before keras: TensorFlow first, then torchvision, crashes the process
-
-import keras  # noqa: E402  (import order, see above)
+from ._frameworks import keras, torch  # torch before TensorFlow: see _frameworks
 
 import resnet_spec as rs  # noqa: E402
 

@@ -85,11 +85,13 @@ class BatchNorm(keras.layers.BatchNormalization):
     def call(self, inputs, training=None, mask=None):
         if not (training and self.trainable) or mask is not None or self.renorm:
             return super().call(inputs, training=training, mask=mask)
-        x = ops.cast(inputs, "float32")  # statistics in float32, as Keras does
+        # Statistics in at least float32, as Keras does (float64 stays float64).
+        stats_dtype = "float64" if self.compute_dtype == "float64" else "float32"
+        x = ops.cast(inputs, stats_dtype)
         axes = [i for i in range(len(x.shape)) if i != self.axis % len(x.shape)]
         mean = ops.mean(x, axis=axes)
         variance = ops.mean(ops.square(x - mean), axis=axes)
-        n = ops.cast(ops.size(x), "float32") / x.shape[self.axis]  # values per channel
+        n = ops.cast(ops.size(x), stats_dtype) / x.shape[self.axis]  # values per channel
         unbiased = variance * n / ops.maximum(n - 1.0, 1.0)
         m = self.momentum
         self.moving_mean.assign(self.moving_mean * m + ops.cast(mean, self.moving_mean.dtype) * (1.0 - m))
