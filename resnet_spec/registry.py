@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from typing import Callable
 
 from .spec import ResNetSpec
 
@@ -103,3 +104,19 @@ def get(name: str, **options) -> ResNetSpec:
     except KeyError:
         raise UnknownArchitecture(name) from None
     return spec.replace(**options) if options else spec
+
+
+def builders(create_model: Callable, returns: str) -> dict[str, Callable]:
+    """One function per registered variant (`resnet50(num_classes=None, **options)`) calling a
+    framework's `create_model(name, num_classes, **options)`; `returns` names the model type
+    for the docstrings."""
+
+    def builder(name: str) -> Callable:
+        def build(num_classes: int | None = None, **options):
+            return create_model(name, num_classes, **options)
+
+        build.__name__ = build.__qualname__ = name
+        build.__doc__ = f"{name} ({_REGISTRY[name].family} family) as a {returns}; options as in create_model."
+        return build
+
+    return {name: builder(name) for name in _REGISTRY}

@@ -48,18 +48,8 @@ def create_model(
     return ResNet(spec, input_shape=input_shape)
 
 
-def _builder(name: str):
-    def build(num_classes: int | None = None, **options) -> ResNet:
-        return create_model(name, num_classes, **options)
-
-    spec = resnet_spec.get(name)
-    build.__name__ = build.__qualname__ = name
-    build.__doc__ = f"{name} ({spec.family} family) as a keras.Model; options as in create_model."
-    return build
-
-
 # One builder per registered variant: resnet_tf.resnet50(), resnet_tf.resnest101(), ...
-globals().update({_name: _builder(_name) for _name in resnet_spec.names()})
+globals().update(resnet_spec.builders(create_model, "keras.Model"))
 
 __all__ = [
     "BatchNorm", "Pool2D", "RadixGap", "ResNet", "SplitAttention", "ZeroPadShortcut", "create_model",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import resnet_spec
 
-from .blocks import BasicBlock, Bottleneck, PreActBlock, SplitAttentionBottleneck
+from .blocks import PreActBlock, ResidualBlock, SplitAttentionBottleneck
 from .layers import SplitAttentionConv, ZeroPadShortcut
 from .model import ResNet
 
@@ -33,20 +33,10 @@ def create_model(name: str | resnet_spec.ResNetSpec, num_classes: int | None = N
     return ResNet(spec)
 
 
-def _builder(name: str):
-    def build(num_classes: int | None = None, **options) -> ResNet:
-        return create_model(name, num_classes, **options)
-
-    spec = resnet_spec.get(name)
-    build.__name__ = build.__qualname__ = name
-    build.__doc__ = f"{name} ({spec.family} family) as a torch.nn.Module; options as in create_model."
-    return build
-
-
 # One builder per registered variant: resnet_torch.resnet50(), resnet_torch.resnest101(), ...
-globals().update({_name: _builder(_name) for _name in resnet_spec.names()})
+globals().update(resnet_spec.builders(create_model, "torch.nn.Module"))
 
 __all__ = [
-    "BasicBlock", "Bottleneck", "PreActBlock", "ResNet", "SplitAttentionBottleneck",
+    "PreActBlock", "ResNet", "ResidualBlock", "SplitAttentionBottleneck",
     "SplitAttentionConv", "ZeroPadShortcut", "create_model", *resnet_spec.names(),
 ]

@@ -18,42 +18,26 @@ def _shortcut(block: rs.Block) -> nn.Module | None:
     return nn.Sequential(*(make(layer) for layer in block.shortcut))
 
 
-class BasicBlock(nn.Module):
+class ResidualBlock(nn.Module):
+    """Basic (two 3x3 convs) and bottleneck (1x1, 3x3, 1x1) blocks of ResNet v1.5: conv-BN
+    units with a ReLU between them, the shortcut added before the last ReLU. In a bottleneck
+    the stride sits on the 3x3 conv, which may be grouped (ResNeXt)."""
+
     def __init__(self, block: rs.Block):
         super().__init__()
-        self.conv1 = make(block.layer("conv1"))
-        self.bn1 = make(block.layer("bn1"))
-        self.conv2 = make(block.layer("conv2"))
-        self.bn2 = make(block.layer("bn2"))
+        self.units = 2 if block.kind == "basic" else 3
+        for i in range(1, self.units + 1):
+            self.add_module(f"conv{i}", make(block.layer(f"conv{i}")))
+            self.add_module(f"bn{i}", make(block.layer(f"bn{i}")))
         self.relu = nn.ReLU(inplace=True)
         self.downsample = _shortcut(block)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
-
-
-class Bottleneck(nn.Module):
-    """ResNet v1.5 bottleneck: the stride sits on the 3x3 conv, which may be grouped."""
-
-    def __init__(self, block: rs.Block):
-        super().__init__()
-        self.conv1 = make(block.layer("conv1"))
-        self.bn1 = make(block.layer("bn1"))
-        self.conv2 = make(block.layer("conv2"))
-        self.bn2 = make(block.layer("bn2"))
-        self.conv3 = make(block.layer("conv3"))
-        self.bn3 = make(block.layer("bn3"))
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = _shortcut(block)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
+        for i in range(2, self.units):
+            out = self.relu(getattr(self, f"bn{i}")(getattr(self, f"conv{i}")(out)))
+        out = getattr(self, f"bn{self.units}")(getattr(self, f"conv{self.units}")(out))
         return self.relu(out + identity)
 
 
@@ -108,8 +92,8 @@ class PreActBlock(nn.Module):
 
 
 BLOCK_CLASSES = {
-    "basic": BasicBlock,
-    "bottleneck": Bottleneck,
+    "basic": ResidualBlock,
+    "bottleneck": ResidualBlock,
     "splat_bottleneck": SplitAttentionBottleneck,
     "preact_basic": PreActBlock,
     "preact_bottleneck": PreActBlock,

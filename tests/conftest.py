@@ -2,6 +2,8 @@
 importing torchvision after TensorFlow in one process crashes (segmentation fault)."""
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,3 +29,11 @@ def shared_checkpoint(name: str) -> Path:
     if not path.exists():
         pytest.fail(f"{path} is missing: the shared checkpoints are expected beside the repository")
     return path
+
+
+def assert_imports_none_of(code: str, forbidden: tuple[str, ...]) -> None:
+    """Run `code` in a fresh interpreter and assert it loaded none of the `forbidden` packages."""
+    probe = f"{code}\nimport sys\nprint(sorted({{m.split('.')[0] for m in sys.modules}} & {set(forbidden)!r}))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]", f"{code!r} loaded {out.stdout.strip()}"

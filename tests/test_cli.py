@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import resnet_spec as rs
+from conftest import assert_imports_none_of
 
 SCRIPT = shutil.which("resnet-parity", path=str(Path(sys.executable).parent))
 
@@ -31,8 +32,4 @@ def test_list_by_family_and_bad_family():
 
 
 def test_list_needs_neither_framework():
-    code = (
-        "import sys; from parity.cli import main; main(['list']); "
-        "bad = [m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules]; assert not bad, bad"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    assert_imports_none_of("from parity.cli import main; main(['list'])", ("torch", "tensorflow", "keras"))
