@@ -21,11 +21,11 @@ from .plan import (
     ZeroPadShortcut,
     plan,
 )
-from .registry import FAMILIES, UnknownArchitecture, builders, get, names
+from .registry import FAMILIES, UnknownArchitecture, builders, get, names, resolve
 from .spec import BLOCKS, POOLINGS, SHORTCUTS, STEMS, ResNetSpec, SpecError
 
 __all__ = [
     "BLOCKS", "BN_EPS", "BN_MOMENTUM", "BatchNorm", "Block", "Conv", "Counts", "FAMILIES", "Linear",
     "POOLINGS", "Plan", "Pool", "ResNetSpec", "SHORTCUTS", "STEMS", "SpecError", "UnknownArchitecture",
-    "ZeroPadShortcut", "builders", "count_macs", "count_parameters", "get", "names", "output_size", "plan",
+    "ZeroPadShortcut", "builders", "count_macs", "count_parameters", "get", "names", "output_size", "plan", "resolve",
 ]

@@ -106,6 +106,16 @@ def get(name: str, **options) -> ResNetSpec:
     return spec.replace(**options) if options else spec
 
 
+def resolve(name_or_spec: str | ResNetSpec, num_classes: int | None = None, **options) -> ResNetSpec:
+    """The spec a framework's create_model builds: a registered name or a spec, with options
+    applied; num_classes=None keeps the variant's own."""
+    if num_classes is not None:
+        options["num_classes"] = num_classes
+    if isinstance(name_or_spec, ResNetSpec):
+        return name_or_spec.replace(**options) if options else name_or_spec
+    return get(name_or_spec, **options)
+
+
 def builders(create_model: Callable, returns: str) -> dict[str, Callable]:
     """One function per registered variant (`resnet50(num_classes=None, **options)`) calling a
     framework's `create_model(name, num_classes, **options)`; `returns` names the model type

@@ -35,17 +35,11 @@ def create_model(
     in resnet_torch.create_model: drop_rate, output_stride (32, 16, 8; CIFAR 4, 2, 1),
     zero_init_residual, features_only (a model with one output per stage).
     """
-    if num_classes is not None:
-        options["num_classes"] = num_classes
     if include_top is not None:
         options["include_top"] = include_top
     if pooling is not _SPEC:
         options["pooling"] = pooling
-    if isinstance(name_or_spec, resnet_spec.ResNetSpec):
-        spec = name_or_spec.replace(**options) if options else name_or_spec
-    else:
-        spec = resnet_spec.get(name_or_spec, **options)
-    return ResNet(spec, input_shape=input_shape)
+    return ResNet(resnet_spec.resolve(name_or_spec, num_classes, **options), input_shape=input_shape)
 
 
 # One builder per registered variant: resnet_tf.resnet50(), resnet_tf.resnest101(), ...

@@ -24,13 +24,7 @@ def create_model(name: str | resnet_spec.ResNetSpec, num_classes: int | None = N
     include_top, pooling ("avg", "max", None), drop_rate, output_stride (32, 16, 8; CIFAR 4, 2, 1),
     zero_init_residual, features_only.
     """
-    if num_classes is not None:
-        options["num_classes"] = num_classes
-    if isinstance(name, resnet_spec.ResNetSpec):
-        spec = name.replace(**options) if options else name
-    else:
-        spec = resnet_spec.get(name, **options)
-    return ResNet(spec)
+    return ResNet(resnet_spec.resolve(name, num_classes, **options))
 
 
 # One builder per registered variant: resnet_torch.resnet50(), resnet_torch.resnest101(), ...
