@@ -19,6 +19,7 @@ from .plan import (
     Plan,
     Pool,
     ZeroPadShortcut,
+    foldable_pairs,
     plan,
 )
 from .registry import FAMILIES, UnknownArchitecture, builders, get, names, resolve
@@ -27,5 +28,5 @@ from .spec import BLOCKS, POOLINGS, SHORTCUTS, STEMS, ResNetSpec, SpecError
 __all__ = [
     "BLOCKS", "BN_EPS", "BN_MOMENTUM", "BatchNorm", "Block", "Conv", "Counts", "FAMILIES", "Linear",
     "POOLINGS", "Plan", "Pool", "ResNetSpec", "SHORTCUTS", "STEMS", "SpecError", "UnknownArchitecture",
-    "ZeroPadShortcut", "builders", "count_macs", "count_parameters", "get", "names", "output_size", "plan", "resolve",
+    "ZeroPadShortcut", "builders", "count_macs", "count_parameters", "foldable_pairs", "get", "names", "output_size", "plan", "resolve",
 ]

@@ -298,3 +298,17 @@ def plan(spec: ResNetSpec) -> Plan:
     if spec.include_top:
         head.append(Linear("fc", c_in, spec.num_classes))
     return Plan(spec=spec, stem=_stem(spec), stages=tuple(stages), head=tuple(head))
+
+
+def foldable_pairs(p: Plan) -> tuple[tuple[Conv, BatchNorm], ...]:
+    """(conv, BatchNorm) pairs in which the BatchNorm directly follows the conv and is the only
+    reader of its output: at inference the BatchNorm folds into the conv's weight and bias.
+    Pre-activation blocks keep the BatchNorm on their input (a ReLU stands between it and the
+    next conv) and the final one."""
+    sequences = [p.stem] + [b.layers for b in p.blocks] + [b.shortcut for b in p.blocks]
+    return tuple(
+        (a, b)
+        for seq in sequences
+        for a, b in zip(seq, seq[1:])
+        if isinstance(a, Conv) and isinstance(b, BatchNorm)
+    )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import resnet_spec
 
+from .folding import FoldedBatchNorm, fold_batchnorm
 from .layers import BatchNorm, Pool2D, RadixGap, SplitAttention, ZeroPadShortcut
 from .model import ResNet
 
@@ -46,6 +47,6 @@ def create_model(
 globals().update(resnet_spec.builders(create_model, "keras.Model"))
 
 __all__ = [
-    "BatchNorm", "Pool2D", "RadixGap", "ResNet", "SplitAttention", "ZeroPadShortcut", "create_model",
+    "BatchNorm", "FoldedBatchNorm", "Pool2D", "RadixGap", "ResNet", "SplitAttention", "ZeroPadShortcut", "create_model", "fold_batchnorm",
     *resnet_spec.names(),
 ]

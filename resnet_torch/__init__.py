@@ -10,9 +10,17 @@ load with `load_state_dict(..., strict=True)`. This package never imports Tensor
 
 from __future__ import annotations
 
+import importlib.util
+
 import resnet_spec
 
+# torch loads triton lazily, on first use of some features; if TensorFlow is in the process by
+# then, that load crashes it (segmentation fault). Loaded now, it coexists with TensorFlow.
+if importlib.util.find_spec("triton") is not None:
+    import triton  # noqa: F401
+
 from .blocks import PreActBlock, ResidualBlock, SplitAttentionBottleneck
+from .folding import fold_batchnorm
 from .layers import SplitAttentionConv, ZeroPadShortcut
 from .model import ResNet
 
@@ -32,5 +40,5 @@ globals().update(resnet_spec.builders(create_model, "torch.nn.Module"))
 
 __all__ = [
     "PreActBlock", "ResNet", "ResidualBlock", "SplitAttentionBottleneck",
-    "SplitAttentionConv", "ZeroPadShortcut", "create_model", *resnet_spec.names(),
+    "SplitAttentionConv", "ZeroPadShortcut", "create_model", "fold_batchnorm", *resnet_spec.names(),
 ]

@@ -1,5 +1,8 @@
 """resnet_torch against real references: torchvision and timm models with randomised weights."""
 
+import subprocess
+import sys
+
 import pytest
 import timm
 import torch
@@ -271,3 +274,11 @@ def test_every_name_has_a_builder():
 
 def test_import_resnet_torch_loads_no_tensorflow_or_keras():
     assert_imports_none_of("import resnet_torch; resnet_torch.resnet20()", ("tensorflow", "keras"))
+
+
+def test_resnet_torch_then_tensorflow_then_torchvision_share_a_process():
+    # Without resnet_torch loading triton up front, torchvision (or any lazy triton load) after
+    # TensorFlow kills the process with a segmentation fault.
+    code = "import resnet_torch, tensorflow, torchvision, resnet_tf; resnet_torch.resnet18(); print('ok')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", (out.returncode, out.stderr[-500:])
