@@ -1,4 +1,4 @@
-# `make demo` and `make test` each create .venv when it is missing and install what they need.
+# `make demo`, `make test` and `make bench` each create .venv when it is missing and install what they need.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -17,6 +17,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) -m benchmarks.run
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,105 @@
+"""`make bench`: every benchmark in its own process, one JSON file, one chart, one table.
+
+    python -m benchmarks.run [--quick] [--out benchmarks/results]
+
+Each group runs in a fresh interpreter so that the frameworks' thread pools do not compete;
+within a group the candidates are interleaved (see timing.py). Ratios > 1 mean ours is faster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .timing import machine
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _group(module: str, *args: str) -> list[dict]:
+    out = subprocess.run([sys.executable, "-m", f"benchmarks.{module}", *args], cwd=ROOT,
+                         capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    if out.returncode != 0:
+        raise RuntimeError(f"benchmarks.{module} {' '.join(args)} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def parity_suite_seconds(quick: bool) -> dict:
+    """Wall time of `resnet-parity check` (every variant unless quick), the suite users run in CI."""
+    names = ["resnet18", "resnet20"] if quick else ["--all"]
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "parity.cli", "check", *names], cwd=ROOT, capture_output=True, text=True)
+    return {"what": "resnet-parity check " + " ".join(names), "seconds": time.perf_counter() - start,
+            "passed": out.returncode == 0}
+
+
+def table(results: dict) -> str:
+    lines = [f"machine: {results['machine']['cpu']}, {results['machine']['cores']} cores", ""]
+    lines.append(f"{'model':<16} {'batch':>5}  {'variant':<32} {'img/s':>8} {'ratio':>7}  reference")
+    for row in results["inference"]:
+        ratio = row.get("ratio_per_mac", row["ratio"])
+        per = " per MAC" if "ratio_per_mac" in row else ""
+        lines.append(f"{row['model']:<16} {row['batch']:>5}  {row['variant']:<32} {row['images_per_s']:>8.2f} "
+                     f"{ratio:>7.3f}  {row['reference']}{per}")
+    for item in results.get("timings", []):
+        lines.append(f"{item['what']}: {item['seconds']:.1f} s" + ("" if item.get("passed", True) else " (FAILED)"))
+    return "\n".join(lines)
+
+
+def chart(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in results["inference"] if r["variant"] != r["reference"]]
+    labels = [f"{r['model']} b{r['batch']}\n{r['variant']}" for r in rows]
+    ratios = [r.get("ratio_per_mac", r["ratio"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(10, 0.32 * len(rows) + 1.5))
+    ax.barh(range(len(rows)), ratios, color=["tab:green" if x >= 1 else "tab:red" for x in ratios])
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_yticks(range(len(rows)), labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("speed relative to the reference implementation (per MAC for Keras)")
+    ax.set_title(f"resnet-parity inference, {results['machine']['cpu']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: one model, batch 1")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args(argv)
+    quick = ["--quick"] if args.quick else []
+
+    results = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "quick": args.quick, "inference": [],
+               "timings": []}
+    for framework in ("torch", "keras"):
+        print(f"inference: {framework} ...", flush=True)
+        results["inference"] += _group("inference", framework, *quick)
+    print("model construction ...", flush=True)
+    for row in _group("build", *quick):
+        results["timings"] += [
+            {"what": f"build {row['model']} in {fw}", "seconds": row[f"{fw}_s"]} for fw in ("resnet_tf", "resnet_torch")
+        ]
+    print("parity suite ...", flush=True)
+    results["timings"].append(parity_suite_seconds(args.quick))
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = "quick" if args.quick else "latest"
+    (args.out / f"{name}.json").write_text(json.dumps(results, indent=1))
+    chart(results, args.out / f"{name}.png")
+    print(table(results))
+    print(f"\nwrote {args.out / (name + '.json')} and {args.out / (name + '.png')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
