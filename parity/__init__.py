@@ -5,6 +5,9 @@
     >>> keras_model = parity.torch_to_keras(torch_model)
     >>> report = parity.compare(torch_model, keras_model, images)   # images: NCHW
     >>> print(report.table()); assert report.ok
+    >>> state_dict, name = parity.load_checkpoint("resnet20-12fca82f.th")     # read safely, arch inferred
+    >>> parity.convert_file("resnet20-12fca82f.th", "resnet20.keras")         # written atomically, verified
+    >>> parity.export_onnx("resnet20.keras", "resnet20.onnx", framework="keras")
 
 Submodules load torch before TensorFlow (importing torchvision after TensorFlow crashes), and
 nothing heavy is imported until an attribute is used, so `parity.cli list` stays light.
@@ -26,9 +29,20 @@ _EXPORTS = {
     "randomize_torch": "testing",
     "randomize_state_dict": "testing",
     "assert_parity": "testing",
+    "load_checkpoint": "convert",
+    "convert_file": "convert",
+    "VerificationError": "convert",
+    "CheckpointError": "checkpoints",
+    "UnsafeCheckpointError": "checkpoints",
+    "ArchitectureError": "identify",
+    "identify": "identify",
+    "export_onnx": "onnx_export",
 }
 
-_SUBMODULES = {"cli", "comparison", "files", "porting", "taps", "testing", "training"}
+_SUBMODULES = {
+    "checkpoints", "cli", "comparison", "convert", "files", "identify", "keras_io", "onnx_export", "porting",
+    "taps", "testing", "training",
+}
 
 __all__ = sorted(_EXPORTS)
 

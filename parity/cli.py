@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ import resnet_spec as rs
 
 # TensorFlow's C++ start-up notes (CPU features, oneDNN) are noise on a command line.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+logging.getLogger("tensorflow").setLevel(logging.ERROR)  # and its Python-side retracing notes
 
 
 class UsageError(Exception):
