@@ -128,16 +128,13 @@ def test_a_builder_per_registered_name():
 
 
 @pytest.mark.parametrize("name", FAMILY_VARIANTS)
-def test_forward_matches_torch_at_even_odd_and_non_square_sizes(name, free_keras):
-    torch_model, keras_model = ported(name, seed=1)
+def test_feature_outputs_match_torch_at_even_odd_and_non_square_sizes(name, free_keras):
+    # Logits and every tapped layer of every variant are compared in test_parity; this checks
+    # what a features_only model returns (for pre-activation nets, after bn_final and ReLU).
     features_torch = randomize_torch(resnet_torch.create_model(name, features_only=True), 1).eval()
     features_keras = torch_to_keras(features_torch)
-    num_classes = rs.get(name).num_classes
     for size in sizes_for(name):
         x = images(size, seed=size[0])
-        logits = keras_forward(keras_model, x)
-        assert logits.shape == (2, num_classes)
-        assert_close(logits, torch_forward(torch_model, x), f"{name} logits at {size}")
         stages_keras = keras_forward(features_keras, x)
         stages_torch = torch_forward(features_torch, x)
         assert len(stages_keras) == len(rs.plan(rs.get(name)).stages)
