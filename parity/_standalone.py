@@ -6,18 +6,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-import resnet_spec as rs
-
 
 def run(add_parser, argv=None) -> int:
-    from .cli import UsageError
+    from .cli import expected_errors
 
     parser = argparse.ArgumentParser(prog="resnet-parity")
-    sub = parser.add_subparsers(dest="command", required=True)
-    name = add_parser(sub).prog.split()[-1]
+    name = add_parser(parser.add_subparsers(dest="command", required=True)).prog.split()[-1]
     args = parser.parse_args([name, *(sys.argv[1:] if argv is None else argv)])
     try:
         return args.func(args)
-    except (UsageError, rs.SpecError, rs.UnknownArchitecture) as err:
+    except expected_errors() as err:
         print(f"resnet-parity {name}: error: {err}", file=sys.stderr)
         return 2

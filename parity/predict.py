@@ -3,9 +3,9 @@
     resnet-parity predict cat.jpg dog.png --weights resnet50.pth --arch resnet50 --framework both
     resnet-parity predict cat.jpg --weights resnet50.keras --topk 3
 
-Weights: a `.keras` file (it names its architecture), or a PyTorch state_dict file (`.pth`,
-`.pt`, `.th`, `.safetensors`; raw or nested under "state_dict"/"model", `module.` prefixes
-stripped) with `--arch`. `--arch` alone builds the network with its initial, untrained weights.
+Weights: any file parity.load_checkpoint reads (PyTorch state_dicts in their usual nestings
+and namings, safetensors, `.keras`); the architecture is inferred from the tensors, or checked
+against `--arch`. `--arch` alone builds the network with its initial, untrained weights.
 Both frameworks receive the same images through the same preprocessing definition
 (parity.preprocess), and probabilities are the softmax over the class axis.
 """
@@ -22,7 +22,6 @@ import resnet_spec as rs
 from . import labels, preprocess
 
 FRAMEWORKS = ("torch", "keras")
-STATE_DICT_SUFFIXES = (".pth", ".pt", ".th", ".bin", ".safetensors")
 
 
 def softmax_torch(logits):
@@ -39,68 +38,27 @@ def softmax_keras(logits):
     return keras.ops.softmax(logits, axis=-1)
 
 
-def read_state_dict(path: Path) -> dict:
-    """A PyTorch state_dict from a file, never unpickling arbitrary objects. Uses
-    parity.load_checkpoint where it exists; otherwise unwraps "state_dict"/"model" nesting
-    and a `module.` prefix."""
-    try:
-        from .checkpoints import load_checkpoint  # the general loader, where present
-    except ImportError:
-        load_checkpoint = None
-    if load_checkpoint is not None:
-        loaded = load_checkpoint(path)
-        return getattr(loaded, "state_dict", loaded)
-    from ._frameworks import torch
-
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        data = load_file(str(path))
-    else:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("state_dict", "model"):
-        if isinstance(data, dict) and isinstance(data.get(key), dict):
-            data = data[key]
-    return {k.removeprefix("module."): v for k, v in data.items()}
-
-
 def load_models(weights: Path | None = None, arch: str | None = None, frameworks=FRAMEWORKS) -> dict:
-    """framework -> model in inference mode, for each of `frameworks`, holding the same weights."""
+    """framework -> model in inference mode, for each of `frameworks`, holding the same weights:
+    those of the file `weights` (any format parity.load_checkpoint reads; its architecture is
+    inferred, or checked against `arch`), or `arch`'s initial weights when no file is given."""
     if weights is None and arch is None:
-        raise ValueError("give weights (a .keras or state_dict file), an architecture, or both")
-    from . import porting
-
-    if weights is not None and not weights.is_file():
-        raise FileNotFoundError(f"{weights} does not exist or is not a file")
-    models = {}
-    if weights is not None and weights.suffix == ".keras":
-        from ._frameworks import keras
-
-        keras_model = keras.saving.load_model(weights)
-        spec = getattr(keras_model, "spec", None)
-        if not isinstance(spec, rs.ResNetSpec):
-            raise ValueError(f"{weights} does not hold a resnet_tf model (no ResNetSpec in its config)")
-        if arch is not None and arch != spec.name:
-            raise ValueError(f"{weights} holds a {spec.name}, not a {arch}")
-        models["keras"] = keras_model
-        if "torch" in frameworks:
-            models["torch"] = porting.keras_to_torch(keras_model).eval()
-        return {f: models[f] for f in frameworks}
-
-    if weights is not None and weights.suffix not in STATE_DICT_SUFFIXES:
-        raise ValueError(f"{weights}: expected a .keras file or a state_dict ({', '.join(STATE_DICT_SUFFIXES)})")
-    if arch is None:
-        raise ValueError(f"{weights} is a state_dict, which does not name its architecture: pass --arch NAME")
+        raise ValueError("give weights (a checkpoint or .keras file), an architecture, or both")
     import resnet_torch
 
-    state_dict = read_state_dict(weights) if weights is not None else None
-    options = {}
-    if state_dict is not None and "fc.weight" in state_dict:
-        options["num_classes"] = int(state_dict["fc.weight"].shape[0])
-    torch_model = resnet_torch.create_model(arch, **options)
-    if state_dict is not None:
-        torch_model.load_state_dict(state_dict, strict=True)
-    models["torch"] = torch_model.eval()
+    from . import porting
+    from .convert import load_checkpoint
+
+    if weights is None:
+        torch_model = resnet_torch.create_model(arch)
+    else:
+        state_dict, arch = load_checkpoint(weights, arch)
+        num_classes = int(state_dict["fc.weight"].shape[0]) if "fc.weight" in state_dict else None
+        torch_model = resnet_torch.create_model(arch, num_classes)
+        # Files without BatchNorm counters (Keras, some exporters) keep the fresh module's.
+        counters = {k: v for k, v in torch_model.state_dict().items() if k.endswith("num_batches_tracked")}
+        torch_model.load_state_dict({**counters, **state_dict}, strict=True)
+    models = {"torch": torch_model.eval()}
     if "keras" in frameworks:
         models["keras"] = porting.torch_to_keras(torch_model)
     return {f: models[f] for f in frameworks}
@@ -156,10 +114,7 @@ def _cmd_predict(args) -> int:
     if args.topk < 1:
         raise UsageError(f"--topk must be at least 1, got {args.topk}")
     frameworks = FRAMEWORKS if args.framework == "both" else (args.framework,)
-    try:
-        models = load_models(args.weights, args.arch, frameworks)
-    except (ValueError, FileNotFoundError) as err:
-        raise UsageError(str(err)) from None
+    models = load_models(args.weights, args.arch, frameworks)  # CheckpointError: reported by the CLI
     if args.weights is None:
         print(f"note: {args.arch} with its initial, untrained weights: the predictions mean nothing")
     images = []
@@ -188,8 +143,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files (anything Pillow reads)")
     p.add_argument("--weights", type=Path, metavar="FILE",
-                   help="a .keras file, or a PyTorch state_dict (.pth/.pt/.th/.safetensors) with --arch")
-    p.add_argument("--arch", metavar="NAME", help="architecture (see `resnet-parity list`)")
+                   help="a checkpoint (.pth/.pt/.th/.safetensors, any usual nesting and naming) or a .keras "
+                   "file; the architecture is inferred from it")
+    p.add_argument("--arch", metavar="NAME",
+                   help="architecture (see `resnet-parity list`): checked against --weights, or alone for "
+                   "untrained weights")
     p.add_argument("--framework", choices=(*FRAMEWORKS, "both"), default="torch")
     p.add_argument("--topk", type=int, default=5, metavar="K", help="classes to list per image (default 5)")
     p.add_argument("--stats", choices=sorted(preprocess.STATISTICS),

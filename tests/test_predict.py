@@ -160,6 +160,11 @@ def test_predict_command_prints_both_frameworks_and_reads_keras_files(tmp_path, 
     for r in rows:  # the same label and probability on both sides
         assert r[1:3] == r[3:5] and r[1] in labels.class_names("cifar10")
 
+    # The original file, as pytorch_resnet_cifar10 saved it: architecture inferred, same output.
+    original = [str(image), "--weights", str(shared_checkpoint("resnet20-12fca82f.th")), "--topk", "3"]
+    assert _standalone.run(predict.add_parser, original) == 0
+    assert [line.split()[:3] for line in capsys.readouterr().out.splitlines()[2:5]] == [r[:3] for r in rows]
+
     keras_file = tmp_path / "resnet20.keras"
     predict.load_models(weights, "resnet20", ("keras",))["keras"].save(keras_file)
     assert _standalone.run(predict.add_parser, [str(image), "--weights", str(keras_file), "--topk", "3"]) == 0
@@ -171,7 +176,7 @@ def test_predict_command_prints_both_frameworks_and_reads_keras_files(tmp_path, 
     "argv, message",
     [
         (["{image}"], "--weights FILE"),
-        (["{image}", "--weights", "{weights}"], "pass --arch NAME"),
+        (["{image}", "--weights", "{weights}"], "{weights}"),
         (["{image}", "--arch", "resnt20"], "did you mean resnet20"),
         (["{tmp}/missing.jpg", "--arch", "resnet20"], "no such image file"),
         (["{weights}", "--arch", "resnet20"], "not an image"),
@@ -186,4 +191,4 @@ def test_predict_command_errors(tmp_path, capsys, argv, message):
     weights.write_bytes(b"not used")
     argv = [a.format(image=image, weights=weights, tmp=tmp_path) for a in argv]
     assert _standalone.run(predict.add_parser, argv) == 2
-    assert message in capsys.readouterr().err
+    assert message.format(weights=weights) in capsys.readouterr().err
