@@ -22,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 
-TORCH_SUFFIXES = (".pth", ".pt", ".th", ".bin", ".ckpt")
+TORCH_SUFFIXES = (".pth", ".pt", ".th", ".bin", ".ckpt", ".tar")  # .tar: timm's model_best.pth.tar
 SAFETENSORS_SUFFIX = ".safetensors"
 # Where training scripts put the weights, in the order they are looked for: plain weights
 # before an EMA copy, as timm's own loader prefers.

@@ -116,6 +116,11 @@ def _progress(done: int, total: int, label: str, width: int = 24) -> None:
 
 
 def _convert_one(src: Path, dst: Path, args) -> int:
+    from .checkpoints import check_readable
+    from .files import check_destination
+
+    check_readable(src)  # the cheap refusals first, before the frameworks load
+    check_destination(dst, args.force)
     from .convert import VerificationError, convert_file
 
     try:

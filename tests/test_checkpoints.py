@@ -99,15 +99,15 @@ def tv_data_parallel_under_model(tmp):
 
 
 def tv_safetensors(tmp):
-    model = torch_reference(torchvision.models.resnet34(num_classes=5), seed=3)
-    save_file(model.state_dict(), tmp / "tv_resnet34.safetensors")
-    return tmp / "tv_resnet34.safetensors", model
+    model = torch_reference(torchvision.models.resnet18(num_classes=5), seed=3)
+    save_file(model.state_dict(), tmp / "tv_resnet18.safetensors")
+    return tmp / "tv_resnet18.safetensors", model
 
 
 def timm_resnet_d_ema(tmp):
     model = torch_reference(timm.create_model("resnet18d", pretrained=False, num_classes=6), seed=4)
-    torch.save({"epoch": 9, "arch": "resnet18d", "state_dict_ema": model.state_dict()}, tmp / "timm_r18d.ckpt")
-    return tmp / "timm_r18d.ckpt", model
+    torch.save({"epoch": 9, "arch": "resnet18d", "state_dict_ema": model.state_dict()}, tmp / "model_best.pth.tar")
+    return tmp / "model_best.pth.tar", model
 
 
 def timm_resnest(tmp):
@@ -136,7 +136,7 @@ def preact_compiled(tmp):
 CASES = [
     ("torchvision-raw", "resnet18", 7, tv_raw),
     ("torchvision-dataparallel-model", "resnet18", 7, tv_data_parallel_under_model),
-    ("torchvision-safetensors", "resnet34", 5, tv_safetensors),
+    ("torchvision-safetensors", "resnet18", 5, tv_safetensors),
     ("timm-resnet18d-ema", "resnet18d", 6, timm_resnet_d_ema),
     ("timm-resnest50d", "resnest50", 4, timm_resnest),
     ("pytorch_resnet_cifar10", "resnet20", 10, cifar10_project_layout),
