@@ -26,14 +26,8 @@ class ArchitectureError(CheckpointError):
 
 def expected_shapes(spec: rs.ResNetSpec) -> dict[str, tuple[int, ...]]:
     """Every state_dict key of the network `spec` describes (counters aside) and its PyTorch
-    shape, in resnet_torch's order; from the plan, through porting's per-layer-kind tensors."""
-    from .porting import _tensors, _torch_shape
-
-    return {
-        f"{layer.name}.{t.torch_suffix}": _torch_shape(layer, t.torch_suffix)
-        for layer in rs.plan(spec).weighted_layers()
-        for t in _tensors(layer)
-    }
+    shape, in resnet_torch's order (the plan's)."""
+    return rs.plan(spec).state_dict_shapes()
 
 
 def _counters(spec: rs.ResNetSpec) -> set[str]:

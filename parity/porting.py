@@ -97,14 +97,6 @@ def _tensors(layer: rs.plan.Layer) -> tuple[TensorTransform, ...]:
     raise TypeError(f"{layer!r} has no weights")
 
 
-def _torch_shape(layer: rs.plan.Layer, suffix: str) -> tuple[int, ...]:
-    if isinstance(layer, rs.Conv):
-        return layer.weight_shape if suffix == "weight" else (layer.out_channels,)
-    if isinstance(layer, rs.Linear):
-        return (layer.out_features, layer.in_features) if suffix == "weight" else (layer.out_features,)
-    return (layer.channels,)
-
-
 def _to_numpy(value) -> np.ndarray:
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().numpy()
@@ -160,9 +152,9 @@ def state_dict_to_keras(state_dict, keras_model):
     missing = set(expected) - keys
     unexpected = keys - set(expected) - counters
     shapes = [
-        (k, tuple(state_dict[k].shape), _torch_shape(expected[k], k.rsplit(".", 1)[1]))
+        (k, tuple(state_dict[k].shape), expected[k].tensor_shapes[k.rsplit(".", 1)[1]])
         for k in sorted(keys & set(expected))
-        if tuple(state_dict[k].shape) != _torch_shape(expected[k], k.rsplit(".", 1)[1])
+        if tuple(state_dict[k].shape) != expected[k].tensor_shapes[k.rsplit(".", 1)[1]]
     ]
     if missing or unexpected or shapes:
         raise WeightMismatchError(missing, unexpected, shapes, context="state_dict")

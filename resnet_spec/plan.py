@@ -43,6 +43,11 @@ class Conv:
         o, i, kh, kw = self.weight_shape
         return o * i * kh * kw + (o if self.bias else 0)
 
+    @property
+    def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
+        """PyTorch state_dict suffix -> shape."""
+        return {"weight": self.weight_shape, **({"bias": (self.out_channels,)} if self.bias else {})}
+
 
 @dataclass(frozen=True)
 class BatchNorm:
@@ -55,6 +60,11 @@ class BatchNorm:
     def num_params(self) -> int:
         return 2 * self.channels  # gamma, beta; plus two running buffers of the same size
 
+    @property
+    def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
+        """PyTorch state_dict suffix -> shape (num_batches_tracked aside)."""
+        return {k: (self.channels,) for k in ("weight", "bias", "running_mean", "running_var")}
+
 
 @dataclass(frozen=True)
 class Linear:
@@ -65,6 +75,11 @@ class Linear:
     @property
     def num_params(self) -> int:
         return self.in_features * self.out_features + self.out_features
+
+    @property
+    def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
+        """PyTorch state_dict suffix -> shape."""
+        return {"weight": (self.out_features, self.in_features), "bias": (self.out_features,)}
 
 
 @dataclass(frozen=True)
@@ -164,6 +179,15 @@ class Plan:
 
     def weighted_layers(self) -> tuple[Conv | BatchNorm | Linear, ...]:
         return tuple(layer for layer in self.all_layers() if isinstance(layer, WEIGHTED))
+
+    def state_dict_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every key of the network's PyTorch state_dict (num_batches_tracked aside) and its
+        shape, in resnet_torch's order."""
+        return {
+            f"{layer.name}.{suffix}": shape
+            for layer in self.weighted_layers()
+            for suffix, shape in layer.tensor_shapes.items()
+        }
 
 
 def _stem(spec: ResNetSpec) -> tuple[Layer, ...]:

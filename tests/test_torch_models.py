@@ -88,9 +88,8 @@ def test_parameters_and_buffers_match_spec_and_names_match_plan(name):
     assert sum(p.numel() for p in model.parameters()) == counts.params
     buffers = sum(b.numel() for n, b in model.named_buffers() if not n.endswith("num_batches_tracked"))
     assert buffers == counts.buffers
-    weighted = {layer.name for layer in model.plan.weighted_layers()}
-    modules = {n for n, m in model.named_modules() if any(True for _ in m.parameters(recurse=False))}
-    assert modules == weighted
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    assert list(shapes.items()) == list(model.plan.state_dict_shapes().items())
 
 
 def test_resnest_uses_the_official_key_layout():
