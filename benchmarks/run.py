@@ -46,6 +46,13 @@ def table(results: dict) -> str:
         per = " per MAC" if "ratio_per_mac" in row else ""
         lines.append(f"{row['model']:<16} {row['batch']:>5}  {row['variant']:<32} {row['images_per_s']:>8.2f} "
                      f"{ratio:>7.3f}  {row['reference']}{per}")
+    for c in results.get("conversion", []):
+        lines.append(
+            f"convert {c['model']} ({c['checkpoint_mib']:.0f} MiB): {c['convert_s']:.1f} s, "
+            f"{c['time_over_floor']:.2f}x the floor ({c['floor_s']:.1f} s); peak {c['convert_peak_mib']:.0f} MiB "
+            f"= {c['peak_over_checkpoint']:.1f}x the checkpoint, {c['peak_over_floor']:.2f}x the floor's; "
+            f"with verification {c['convert_verified_s']:.1f} s"
+        )
     for item in results.get("timings", []):
         lines.append(f"{item['what']}: {item['seconds']:.1f} s" + ("" if item.get("passed", True) else " (FAILED)"))
     return "\n".join(lines)
@@ -84,6 +91,10 @@ def main(argv=None) -> int:
     for framework in ("torch", "keras"):
         print(f"inference: {framework} ...", flush=True)
         results["inference"] += _group("inference", framework, *quick)
+    print("inference: onnxruntime ...", flush=True)
+    results["inference"] += _group("onnx_runtime", *quick)
+    print("conversion ...", flush=True)
+    results["conversion"] = _group("conversion", *quick)
     print("model construction ...", flush=True)
     for row in _group("build", *quick):
         results["timings"] += [
