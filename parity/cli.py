@@ -258,6 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing DST")
     p.set_defaults(func=_cmd_export_onnx)
 
+    from . import predict, train_parity  # light modules: their frameworks load when they run
+
+    predict.add_parser(sub)
+    train_parity.add_parser(sub)
+
     p = sub.add_parser("demo", help="the built-in demonstration run by `make demo`")
     p.set_defaults(func=_cmd_demo)
     return parser
