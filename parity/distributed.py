@@ -20,6 +20,7 @@ statistics with the unbiased variance of the combined batch, as PyTorch does.
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -42,6 +43,7 @@ def _torch():
     return torch
 
 
+@functools.cache
 def _gloo_sync_batchnorm_class():
     torch = _torch()
 
@@ -168,6 +170,7 @@ def torch_ddp_step(name: str, state_dict, x: np.ndarray, y: np.ndarray, world_si
 # ----------------------------------------------------------------------------- Keras / TensorFlow
 
 
+@functools.cache
 def _sync_batchnorm_class():
     from ._frameworks import keras
     import tensorflow as tf
@@ -185,16 +188,20 @@ def _sync_batchnorm_class():
             ctx = tf.distribute.get_replica_context()
             if not (training and self.trainable) or mask is not None or ctx is None or ctx.num_replicas_in_sync == 1:
                 return super().call(inputs, training=training, mask=mask)
-            x = ops.cast(inputs, "float32")
+            stats_dtype = "float64" if self.compute_dtype == "float64" else "float32"  # as BatchNorm
+            x = ops.cast(inputs, stats_dtype)
             axes = [i for i in range(len(x.shape)) if i != self.axis % len(x.shape)]
             total = lambda v: ctx.all_reduce(tf.distribute.ReduceOp.SUM, v)  # noqa: E731
-            count = total(ops.cast(ops.size(x), "float32") / x.shape[self.axis])
+            count = total(ops.cast(ops.size(x), stats_dtype) / x.shape[self.axis])
             mean = total(ops.sum(x, axis=axes)) / count
             variance = total(ops.sum(ops.square(x - mean), axis=axes)) / count
             m = self.momentum
             # Every replica computes the same statistics; the moving averages are written once.
-            self.moving_mean.assign(self.moving_mean * m + mean * (1.0 - m))
-            self.moving_variance.assign(self.moving_variance * m + variance * count / (count - 1.0) * (1.0 - m))
+            unbiased = variance * count / (count - 1.0)
+            self.moving_mean.assign(self.moving_mean * m + ops.cast(mean, self.moving_mean.dtype) * (1.0 - m))
+            self.moving_variance.assign(
+                self.moving_variance * m + ops.cast(unbiased, self.moving_variance.dtype) * (1.0 - m)
+            )
             y = ops.batch_normalization(x, mean, variance, axis=self.axis, offset=self.beta,
                                         scale=self.gamma, epsilon=self.epsilon)
             return ops.cast(y, self.compute_dtype)

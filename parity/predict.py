@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
 import resnet_spec as rs
 
 from . import labels, preprocess

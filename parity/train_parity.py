@@ -20,6 +20,13 @@ run is in float64 by default: on these digits PyTorch float32 alone drifts from 
 by 1.4e-2 (relative loss) within 20 steps of resnet20, so no float32 implementation could be
 held to the bound; in float64 the two frameworks agree to about 1e-14. float32 may be asked
 for (`dtype`), to see the drift or to train quickly.
+
+The initial weights are parity.testing.randomize_torch's by default, whose residual branches
+are scaled by 1/sqrt(blocks). From PyTorch's own initialisation (unit BatchNorm scales, full
+residual branches) the first steps on digits are chaotic: in float64, the two frameworks'
+losses go from 1e-15 apart at step 4 to 1e-2 apart at step 20 (batch 16), where the
+randomised start stays at 1e-14 (batch 64), so `init="default"` is offered but not held to
+the bound by the tests.
 """
 
 from __future__ import annotations
@@ -137,7 +144,7 @@ class TrainParityResult:
         top.plot(steps, self.keras_losses, "--", label="Keras", lw=2)
         top.set(ylabel="training loss", title=f"{self.name} on digits: same weights, same batches")
         top.legend()
-        bottom.semilogy(steps, np.maximum(self.relative_differences, 1e-12), color="k")
+        bottom.semilogy(steps, np.maximum(self.relative_differences, 1e-17), color="k")
         bottom.axhline(LOSS_TOLERANCE, color="r", ls=":", label=f"bound {LOSS_TOLERANCE:.0e}")
         bottom.axvline(PARITY_STEPS + 0.5, color="grey", ls=":", label=f"first {PARITY_STEPS} steps")
         bottom.set(xlabel="step", ylabel="|torch - keras| / torch")
@@ -149,10 +156,11 @@ class TrainParityResult:
 
 def train_parity(name: str = "resnet20", steps: int = 30, batch_size: int = 64, lr: float = 0.05,
                  momentum: float = 0.9, weight_decay: float = 5e-4, seed: int = 0,
-                 init: str = "default", dtype: str = "float64", data: Digits | None = None) -> TrainParityResult:
+                 init: str = "random", dtype: str = "float64", data: Digits | None = None) -> TrainParityResult:
     """Train `name` (10 classes) for `steps` SGD steps in both frameworks from the same weights
     on the same digit batches; return both loss curves and both held-out accuracies.
-    init="default": PyTorch's initialisation; "random": parity.testing.randomize_torch.
+    init="random": parity.testing.randomize_torch (seeded); "default": PyTorch's initialisation,
+    with which the first steps on digits are chaotic (see the module docstring).
     dtype: of every weight and computation, "float32" or "float64" (see DTYPES)."""
     import resnet_torch
 
@@ -257,8 +265,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=0.05, help="learning rate (default 0.05)")
     p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
     p.add_argument("--weight-decay", type=float, default=5e-4, help="L2 weight decay (default 5e-4)")
-    p.add_argument("--init", choices=("default", "random"), default="default",
-                   help="initial weights: PyTorch's initialisation, or parity.testing.randomize_torch")
+    p.add_argument("--init", choices=("random", "default"), default="random",
+                   help="initial weights: parity.testing.randomize_torch (default; residual branches scaled "
+                   "down), or PyTorch's initialisation (chaotic first steps: the frameworks drift apart)")
     p.add_argument("--dtype", choices=DTYPES, default="float64",
                    help="precision of weights and computation (default float64: in float32, PyTorch alone "
                    "drifts more than the bound from its own float64 run within 20 steps)")

@@ -31,7 +31,7 @@ def test_batches_cover_each_epoch_once():
 
 def test_resnet20_trains_the_same_in_both_frameworks(tmp_path, capsys):
     plot = tmp_path / "losses.png"
-    argv = ["resnet20", "--steps", "20", "--batch", "8", "--init", "random", "--plot", str(plot)]
+    argv = ["resnet20", "--steps", "20", "--batch", "8", "--plot", str(plot)]
     assert _standalone.run(tp.add_parser, argv) == 0
     out = capsys.readouterr().out
     rows = [line.split() for line in out.splitlines() if line.split() and line.split()[0].isdigit()]
