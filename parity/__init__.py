@@ -40,8 +40,8 @@ _EXPORTS = {
 }
 
 _SUBMODULES = {
-    "checkpoints", "cli", "comparison", "convert", "files", "identify", "keras_io", "onnx_export", "porting",
-    "taps", "testing", "training",
+    "checkpoints", "cli", "comparison", "convert", "distributed", "files", "identify", "keras_io", "labels",
+    "onnx_export", "porting", "predict", "preprocess", "taps", "testing", "train_parity", "training",
 }
 
 __all__ = sorted(_EXPORTS)
