@@ -70,9 +70,9 @@ class ParityReport:
                 f"{r.mean_abs:>10.2e}  {'yes' if r.ok else 'NO'}"
             )
         for kind in ("block", "gradient", "parameter", "buffer"):
-            rows = [r for r in self.rows if r.kind == kind]
-            if rows and not every_block:
-                w = max(rows, key=lambda r: r.max_rel)
+            w = self.worst(kind)
+            if w is not None and not every_block:
+                rows = [r for r in self.rows if r.kind == kind]
                 lines.append(f"{len(rows)} {kind}s, worst {w.name}: max_rel {w.max_rel:.2e} (bound {w.tolerance:.0e})")
         if self.top1_agreement is not None:
             lines.append(f"top-1 agreement {self.top1_agreement:.0%}, top-{self.k} agreement {self.topk_agreement:.0%}")

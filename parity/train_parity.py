@@ -168,7 +168,7 @@ def train_parity(name: str = "resnet20", steps: int = 30, batch_size: int = 64, 
     from ._frameworks import keras, torch
     import tensorflow as tf  # noqa: E402  (gradients of the Keras model; after torch)
 
-    from .training import _keras_copy
+    from .training import keras_copy
 
     if init not in ("default", "random"):
         raise ValueError(f"init: got {init!r}, expected 'default' or 'random'")
@@ -182,7 +182,7 @@ def train_parity(name: str = "resnet20", steps: int = 30, batch_size: int = 64, 
     t_model = resnet_torch.create_model(name, num_classes=10)
     if init == "random":
         testing.randomize_torch(t_model, seed)
-    k_model = _keras_copy(porting.torch_to_keras(t_model), dtype)  # variables and compute in dtype
+    k_model = keras_copy(porting.torch_to_keras(t_model), dtype)  # variables and compute in dtype
     t_model.to(getattr(torch, dtype)).train()
     t_opt = torch.optim.SGD(t_model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
 

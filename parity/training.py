@@ -45,12 +45,12 @@ def train_step_report(torch_model, keras_model, x: np.ndarray, seed: int = 0,
     spec = torch_model.spec
     report = ParityReport(spec.name, "train", tuple(x.shape))
     t_model = copy.deepcopy(torch_model).to(getattr(torch, dtype)).train()
-    k_model = _keras_copy(keras_model, dtype)
+    k_model = keras_copy(keras_model, dtype)
     _step_and_compare(t_model, k_model, x.astype(dtype), seed, report)
     return report
 
 
-def _keras_copy(keras_model, dtype: str):
+def keras_copy(keras_model, dtype: str):
     """A new resnet_tf model of the same spec and weights, with variables of `dtype`."""
     import resnet_tf
 

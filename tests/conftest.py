@@ -2,6 +2,7 @@
 importing torchvision after TensorFlow in one process crashes (segmentation fault)."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,9 @@ SHARED_CHECKPOINTS = Path(
     os.environ.get("RESNET_PARITY_CHECKPOINTS")
     or Path(__file__).resolve().parents[1].parent / "shared" / "checkpoints"
 )
+
+# The installed console script, as a user runs it.
+CLI_SCRIPT = shutil.which("resnet-parity", path=str(Path(sys.executable).parent))
 
 # Spatial sizes every family is tested at: even, odd and non-square.
 IMAGENET_SIZES = [(64, 64), (67, 67), (61, 86)]

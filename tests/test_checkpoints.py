@@ -10,7 +10,6 @@ import gc
 import json
 import os
 import pickle
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -31,7 +30,7 @@ from conftest import shared_checkpoint  # noqa: E402
 from parity import keras_io  # noqa: E402
 from parity.testing import randomize_state_dict, randomize_torch  # noqa: E402
 
-SCRIPT = shutil.which("resnet-parity", path=str(Path(sys.executable).parent))
+from conftest import CLI_SCRIPT as SCRIPT  # noqa: E402
 CIFAR_MEAN = np.array([0.485, 0.456, 0.406], np.float32).reshape(1, 3, 1, 1)
 CIFAR_STD = np.array([0.229, 0.224, 0.225], np.float32).reshape(1, 3, 1, 1)
 

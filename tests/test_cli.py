@@ -1,14 +1,11 @@
 """The command line as a user runs it: a subprocess of the installed console script."""
 
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import resnet_spec as rs
 from conftest import assert_imports_none_of
 
-SCRIPT = shutil.which("resnet-parity", path=str(Path(sys.executable).parent))
+from conftest import CLI_SCRIPT as SCRIPT  # noqa: E402
 
 
 def run(*args):

@@ -2,10 +2,7 @@
 one, against PyTorch models built and randomised here (the reference), not against parity."""
 
 import gc
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -19,7 +16,7 @@ import parity  # noqa: E402
 import resnet_torch  # noqa: E402
 from parity.testing import randomize_torch  # noqa: E402
 
-SCRIPT = shutil.which("resnet-parity", path=str(Path(sys.executable).parent))
+from conftest import CLI_SCRIPT as SCRIPT  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -2,10 +2,7 @@
 
 import gc
 import json
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -149,7 +146,7 @@ def test_compare_rejects_bad_inputs():
         parity.compare(torch_model, keras_model, images((32, 32)), mode="test")
 
 
-SCRIPT = shutil.which("resnet-parity", path=str(Path(sys.executable).parent))
+from conftest import CLI_SCRIPT as SCRIPT  # noqa: E402
 
 
 def test_cli_check_writes_json_and_never_overwrites(tmp_path):
