@@ -118,12 +118,13 @@ def torch_sgd_step(model, x, y, lr: float = LEARNING_RATE, momentum: float = MOM
     return loss.item()
 
 
-def _ddp_worker(rank, world_size, port, name, state_path, data_path, out_path):
+def _ddp_worker(rank, world_size, rendezvous, name, state_path, data_path, out_path):
     torch = _torch()
     import resnet_torch
 
     torch.set_num_threads(1)
-    torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
+    # A file store, not tcp://: a port picked in advance can be taken before the workers bind it.
+    torch.distributed.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world_size)
     try:
         model = resnet_torch.create_model(name)
         model.load_state_dict(torch.load(state_path, weights_only=True))
@@ -140,18 +141,10 @@ def _ddp_worker(rank, world_size, port, name, state_path, data_path, out_path):
         torch.distributed.destroy_process_group()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def torch_ddp_step(name: str, state_dict, x: np.ndarray, y: np.ndarray, world_size: int = 2):
     """(state_dict, mean loss) after one DistributedDataParallel step of `world_size` CPU
-    processes (gloo, 127.0.0.1) on equal shares of the batch (x NCHW, y labels), starting from
-    `state_dict`, with synchronised BatchNorm."""
+    processes (gloo, meeting through a file store) on equal shares of the batch (x NCHW,
+    y labels), starting from `state_dict`, with synchronised BatchNorm."""
     torch = _torch()
     if len(y) % world_size:
         raise ValueError(f"batch of {len(y)} does not split into {world_size} equal shares")
@@ -160,7 +153,7 @@ def torch_ddp_step(name: str, state_dict, x: np.ndarray, y: np.ndarray, world_si
         torch.save(state_dict, tmp / "state.pt")
         np.savez(tmp / "data.npz", x=x, y=y)
         torch.multiprocessing.spawn(
-            _ddp_worker, args=(world_size, _free_port(), name, tmp / "state.pt", tmp / "data.npz", tmp / "out.pt"),
+            _ddp_worker, args=(world_size, tmp / "rendezvous", name, tmp / "state.pt", tmp / "data.npz", tmp / "out.pt"),
             nprocs=world_size, join=True,
         )
         out = torch.load(tmp / "out.pt", weights_only=True)
