@@ -9,6 +9,9 @@ read). Keras side: .keras and .weights.h5 (see parity.keras_io). Either side con
 other. Unless verify=False, the written file is read back and compared with the source on
 random inputs by the parity contract before it takes its name: a file that breaks the
 contract is never left at the destination.
+
+PyTorch -> Keras writes the Keras file directly (parity.keras_archive), so that without
+verification neither TensorFlow nor a model is loaded; verification reads the file with Keras.
 """
 
 from __future__ import annotations
@@ -17,17 +20,22 @@ import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._frameworks import keras, torch  # noqa: F401  (torch before TensorFlow: see _frameworks)
+import torch
 
-import resnet_spec as rs  # noqa: E402
+import resnet_torch  # noqa: F401  (triton before TensorFlow, which only verification loads)
+import resnet_spec as rs
 
-from . import checkpoints, comparison, keras_io, porting  # noqa: E402
-from .checkpoints import SAFETENSORS_SUFFIX, TORCH_SUFFIXES, CheckpointError  # noqa: E402
-from .files import atomic_path, check_destination, full_suffix  # noqa: E402
-from .identify import COUNTER, identify  # noqa: E402
+from . import checkpoints, keras_archive, keras_io, porting
+from .checkpoints import SAFETENSORS_SUFFIX, TORCH_SUFFIXES, CheckpointError
+from .files import atomic_path, check_destination, full_suffix
+from .identify import COUNTER, identify
+
+if TYPE_CHECKING:
+    from . import comparison  # imports Keras: loaded only to verify
 
 TORCH_SIDE = TORCH_SUFFIXES + (SAFETENSORS_SUFFIX,)
 KERAS_SIDE = keras_io.KERAS_SUFFIXES
@@ -106,16 +114,21 @@ def _keras_state_dict(keras_model, record: dict) -> "OrderedDict[str, torch.Tens
 
 
 def _torch_model(spec: rs.ResNetSpec, state_dict) -> "torch.nn.Module":
-    import resnet_torch
-
-    model = resnet_torch.ResNet(spec)
-    full = model.state_dict()
-    missing_counters = [k for k in full if k.endswith(COUNTER) and k not in state_dict]
-    model.load_state_dict({**{k: full[k] for k in missing_counters}, **state_dict}, strict=True)
+    """The model holding the state_dict's own tensors (float32): built on the meta device, so
+    no memory is allocated and nothing is initialised only to be overwritten."""
+    with torch.device("meta"):
+        model = resnet_torch.ResNet(spec)
+    tensors = {k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()}
+    for k in model.state_dict():
+        if k.endswith(COUNTER) and k not in tensors:  # older checkpoints lack the counters
+            tensors[k] = torch.tensor(0, dtype=torch.long)
+    model.load_state_dict(tensors, strict=True, assign=True)
     return model.eval()
 
 
 def _verify(torch_model, keras_model, seed: int = 0) -> comparison.ParityReport:
+    from . import comparison
+
     spec = torch_model.spec
     h, w = verification_size(spec)
     x = np.random.default_rng(seed).standard_normal((VERIFY_BATCH, spec.in_channels, h, w)).astype(np.float32)
@@ -126,11 +139,10 @@ def write_torch_file(state_dict, path: Path, spec: rs.ResNetSpec) -> None:
     if path.suffix == SAFETENSORS_SUFFIX:
         import json
 
-        from resnet_tf.model import spec_to_config
         from safetensors.torch import save_file
 
         save_file({k: v.contiguous() for k, v in state_dict.items()}, path,
-                  metadata={"arch": spec.name, "spec": json.dumps(spec_to_config(spec))})
+                  metadata={"arch": spec.name, "spec": json.dumps(spec.to_config())})
     else:
         torch.save(state_dict, path)
 
@@ -164,15 +176,13 @@ def convert_file(
 
 def _torch_to_keras_file(src, dst, arch, num_classes, force, verify, key) -> Conversion:
     state_dict, spec, notes = read_torch_checkpoint(src, arch, num_classes, key)
-    torch_model = _torch_model(spec, state_dict)
-    keras_model = porting.torch_to_keras(torch_model)
     counters = {k: int(v) for k, v in state_dict.items() if k.endswith(COUNTER)}
     result = Conversion(src, dst, spec, arch is None, notes)
     with atomic_path(dst, force) as tmp:
-        keras_io.save(keras_model, tmp, keras_io.metadata(spec, counters, src.name))
+        keras_archive.write(state_dict, spec, tmp, keras_io.metadata(spec, counters, src.name))
         if verify:  # the file as written, read back the way a user will read it
             written, _ = keras_io.load(tmp)
-            result.report = _verify(torch_model, written)
+            result.report = _verify(_torch_model(spec, state_dict), written)
             if not result.report.ok:
                 raise VerificationError(result.report, dst)
     return result

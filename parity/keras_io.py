@@ -6,7 +6,7 @@ the source's counters and the source file's name, as an extra member `resnet_par
 the `.keras` zip archive (Keras ignores members it does not know) and as the root attribute
 `resnet_parity` of a `.weights.h5` file. Converting back restores the counters, so
 .pth -> .keras -> .pth reproduces every tensor, counters included; files from elsewhere
-simply lack the record.
+simply lack the record. parity.keras_archive writes the files; this module reads them.
 
 `.keras` files are loaded with Keras' safe_mode on, which refuses to deserialise Python code
 (lambda layers) from the archive.
@@ -19,11 +19,9 @@ import warnings
 import zipfile
 from pathlib import Path
 
-from ._frameworks import keras  # torch before TensorFlow: see _frameworks
+import resnet_spec as rs
 
-import resnet_spec as rs  # noqa: E402
-
-from .checkpoints import CheckpointError, _short, check_readable  # noqa: E402
+from .checkpoints import CheckpointError, _short, check_readable
 
 KERAS_SUFFIXES = (".keras", ".weights.h5")
 METADATA_MEMBER = "resnet_parity.json"  # in a .keras archive
@@ -31,23 +29,7 @@ METADATA_ATTR = "resnet_parity"  # root attribute of a .weights.h5 file
 
 
 def metadata(spec: rs.ResNetSpec, counters: dict[str, int], source: str) -> dict:
-    from resnet_tf.model import spec_to_config
-
-    return {"spec": spec_to_config(spec), "num_batches_tracked": counters, "source": source}
-
-
-def save(model, path: Path, record: dict) -> None:
-    """Write `model` to `path` (.keras or .weights.h5, chosen by the name) with `record`."""
-    if path.name.endswith(".weights.h5"):
-        import h5py
-
-        model.save_weights(path)
-        with h5py.File(path, "a") as f:
-            f.attrs[METADATA_ATTR] = json.dumps(record)
-    else:
-        model.save(path)
-        with zipfile.ZipFile(path, "a") as archive:
-            archive.writestr(METADATA_MEMBER, json.dumps(record))
+    return {"spec": spec.to_config(), "num_batches_tracked": counters, "source": source}
 
 
 def read_record(path: Path) -> dict:
@@ -71,8 +53,9 @@ def load(path: str | Path, arch: str | None = None, num_classes: int | None = No
 
     A .keras file knows its architecture. A .weights.h5 file knows it only if parity wrote it;
     otherwise `arch` (and `num_classes` unless it is the variant's own) must be given."""
+    from ._frameworks import keras  # torch before TensorFlow: see _frameworks
+
     import resnet_tf
-    from resnet_tf.model import spec_from_config
 
     path = check_readable(path)
     record = read_record(path)
@@ -80,7 +63,7 @@ def load(path: str | Path, arch: str | None = None, num_classes: int | None = No
         if arch is not None:
             spec = rs.get(arch, **({"num_classes": num_classes} if num_classes else {}))
         elif record:
-            spec = spec_from_config(record["spec"])
+            spec = rs.ResNetSpec.from_config(record["spec"])
         else:
             raise CheckpointError(
                 f"{path} holds weights only, not the architecture (it was not written by resnet-parity); "

@@ -24,9 +24,13 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from ._frameworks import keras, torch  # torch before TensorFlow: see _frameworks
+import torch
 
-import resnet_spec as rs  # noqa: E402
+import resnet_torch  # noqa: F401  (loads triton before any TensorFlow import: see _frameworks)
+import resnet_spec as rs
+
+# No Keras import: porting only touches the variables of the model it is given, and
+# keras_archive writes Keras files through this module without loading TensorFlow.
 
 NUM_BATCHES_TRACKED = 0  # the value written for every BatchNorm's num_batches_tracked
 
@@ -74,7 +78,7 @@ def _hwio_to_oihw(w):
     return np.transpose(w, (3, 2, 0, 1))
 
 
-def _tensors(layer: rs.plan.Layer) -> tuple[TensorTransform, ...]:
+def tensors(layer: rs.plan.Layer) -> tuple[TensorTransform, ...]:
     """The tensors of one weighted layer: the one transform per layer kind."""
     if isinstance(layer, rs.Conv):
         kernel = (TensorTransform("weight", "kernel", _oihw_to_hwio, _hwio_to_oihw),)
@@ -97,7 +101,7 @@ def _tensors(layer: rs.plan.Layer) -> tuple[TensorTransform, ...]:
     raise TypeError(f"{layer!r} has no weights")
 
 
-def _to_numpy(value) -> np.ndarray:
+def to_numpy(value) -> np.ndarray:
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().numpy()
     return np.asarray(value)
@@ -126,7 +130,7 @@ def _keras_variables(keras_model, weighted) -> dict[str, tuple]:
     mapping, missing = {}, []
     for layer in weighted:
         keras_layer = layers.get(layer.name)
-        for t in _tensors(layer):
+        for t in tensors(layer):
             var = getattr(keras_layer, t.keras_attr, None) if keras_layer is not None else None
             if var is None:
                 missing.append(f"{layer.name}/{t.keras_attr}")
@@ -139,15 +143,12 @@ def _keras_variables(keras_model, weighted) -> dict[str, tuple]:
     return mapping
 
 
-def state_dict_to_keras(state_dict, keras_model):
-    """Assign a PyTorch state_dict (torch tensors or numpy arrays) to a resnet_tf model in place;
-    return the model. Raises WeightMismatchError unless the keys and shapes are exactly the
-    plan's (num_batches_tracked may be present or absent, and is dropped)."""
-    weighted = rs.plan(_spec_of(keras_model)).weighted_layers()
-    mapping = _keras_variables(keras_model, weighted)
-    expected = {f"{layer.name}.{t.torch_suffix}": layer for layer in weighted for t in _tensors(layer)}
+def check_state_dict(state_dict, spec: rs.ResNetSpec) -> None:
+    """Raise WeightMismatchError unless the state_dict's keys and shapes are exactly the plan's
+    (num_batches_tracked may be present or absent)."""
+    weighted = rs.plan(spec).weighted_layers()
+    expected = {f"{layer.name}.{t.torch_suffix}": layer for layer in weighted for t in tensors(layer)}
     counters = {f"{layer.name}.num_batches_tracked" for layer in weighted if isinstance(layer, rs.BatchNorm)}
-
     keys = set(state_dict)
     missing = set(expected) - keys
     unexpected = keys - set(expected) - counters
@@ -159,8 +160,16 @@ def state_dict_to_keras(state_dict, keras_model):
     if missing or unexpected or shapes:
         raise WeightMismatchError(missing, unexpected, shapes, context="state_dict")
 
+
+def state_dict_to_keras(state_dict, keras_model):
+    """Assign a PyTorch state_dict (torch tensors or numpy arrays) to a resnet_tf model in place;
+    return the model. Raises WeightMismatchError unless the keys and shapes are exactly the
+    plan's (num_batches_tracked may be present or absent, and is dropped)."""
+    spec = _spec_of(keras_model)
+    check_state_dict(state_dict, spec)
+    mapping = _keras_variables(keras_model, rs.plan(spec).weighted_layers())
     for key, (var, t) in mapping.items():
-        value = t.to_keras(_to_numpy(state_dict[key]))
+        value = t.to_keras(to_numpy(state_dict[key]))
         if tuple(value.shape) != tuple(var.shape):  # a Keras model unlike its own spec
             raise WeightMismatchError(shapes=[(var.path, value.shape, var.shape)], context="state_dict")
         var.assign(value.astype(var.dtype, copy=False))
@@ -174,7 +183,7 @@ def keras_to_state_dict(keras_model) -> "OrderedDict[str, torch.Tensor]":
     mapping = _keras_variables(keras_model, weighted)
     out = OrderedDict()
     for layer in weighted:
-        for t in _tensors(layer):
+        for t in tensors(layer):
             var, _ = mapping[f"{layer.name}.{t.torch_suffix}"]
             out[f"{layer.name}.{t.torch_suffix}"] = torch.from_numpy(np.ascontiguousarray(t.to_torch(var.numpy())))
         if isinstance(layer, rs.BatchNorm):

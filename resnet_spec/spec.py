@@ -149,6 +149,14 @@ class ResNetSpec:
             changes["output_stride"] = None
         return dataclasses.replace(self, **changes)
 
+    def to_config(self) -> dict:
+        """The fields as plain JSON values (tuples become lists): what files record."""
+        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "ResNetSpec":
+        return cls(**config)  # __post_init__ turns lists back into tuples and validates
+
 
 def _validate(s: ResNetSpec) -> None:
     def check(ok: bool, field: str, message: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from collections import OrderedDict
 
@@ -12,19 +11,6 @@ import resnet_spec as rs
 
 from .blocks import BLOCK_FUNCTIONS, apply, output_name, relu
 from .layers import PACKAGE
-
-
-def spec_to_config(spec: rs.ResNetSpec) -> dict:
-    """The spec's fields as plain JSON values (tuples become lists)."""
-    return {f.name: _plain(getattr(spec, f.name)) for f in dataclasses.fields(spec)}
-
-
-def spec_from_config(config: dict) -> rs.ResNetSpec:
-    return rs.ResNetSpec(**config)  # ResNetSpec turns lists back into tuples and validates
-
-
-def _plain(value):
-    return list(value) if isinstance(value, tuple) else value
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -44,7 +30,7 @@ class ResNet(keras.Model):
 
     def __init__(self, spec: rs.ResNetSpec | dict, input_shape=None, name: str | None = None, **kwargs):
         if isinstance(spec, dict):
-            spec = spec_from_config(spec)
+            spec = rs.ResNetSpec.from_config(spec)
         if input_shape is None:
             input_shape = (None, None, spec.in_channels)  # any spatial size
         _allow_graph_depth(spec)
@@ -71,7 +57,7 @@ class ResNet(keras.Model):
 
     def get_config(self):
         return {
-            "spec": spec_to_config(self._spec),
+            "spec": self._spec.to_config(),
             "input_shape": list(self._input_shape_arg),
             "name": self.name,
         }

@@ -110,6 +110,13 @@ def test_every_variant_has_torchs_weights(name, free_keras):
     assert sum(math.prod(v.shape) for v in keras_model.trainable_weights) == counts.params
     assert sum(math.prod(v.shape) for v in keras_model.non_trainable_weights) == counts.buffers
 
+    # parity.keras_archive writes Keras files without Keras, relying on this: within each layer
+    # class, Keras' order of the layers (which numbers their groups in a saved file) is the plan's.
+    weighted = [layer.name for layer in rs.plan(rs.get(name)).weighted_layers()]
+    for cls in {type(layer) for layer in keras_model.layers if layer.weights}:
+        keras_order = [layer.name for layer in keras_model.layers if type(layer) is cls]
+        assert keras_order == [n for n in weighted if n in set(keras_order)], cls.__name__
+
 
 def test_published_parameter_counts(free_keras):
     # torchvision's and the ResNeSt paper's published figures, not numbers from our code.
