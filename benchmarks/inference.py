@@ -54,6 +54,7 @@ def bench_torch(models, batches, repeats):
             reference.load_state_dict(ours.state_dict())
         ours_cl = resnet_torch.create_model(name).eval().to(memory_format=torch.channels_last)
         ours_cl.load_state_dict(ours.state_dict())
+        folded_cl = resnet_torch.fold_batchnorm(ours_cl).to(memory_format=torch.channels_last)
         for batch in batches:
             x = torch.randn(batch, 3, SIZE, SIZE)
             x_cl = x.contiguous(memory_format=torch.channels_last)
@@ -61,6 +62,7 @@ def bench_torch(models, batches, repeats):
                 "resnet_torch": lambda: ours(x),
                 "resnet_torch channels_last": lambda: ours_cl(x_cl),
                 "resnet_torch folded": lambda: folded(x),
+                "resnet_torch folded channels_last": lambda: folded_cl(x_cl),
             }
             if reference is not None:
                 candidates["torchvision"] = lambda: reference(x)
@@ -91,6 +93,7 @@ def bench_keras(models, batches, repeats):
         gmacs = rs.count_macs(rs.get(name), SIZE) / 1e9
         fns = {
             "resnet_tf tf.function": tf.function(lambda x: ours(x, training=False), jit_compile=False),
+            "resnet_tf folded tf.function": tf.function(lambda x: folded(x, training=False), jit_compile=False),
             "resnet_tf XLA": tf.function(lambda x: ours(x, training=False), jit_compile=True),
             "resnet_tf folded XLA": tf.function(lambda x: folded(x, training=False), jit_compile=True),
         }
@@ -108,8 +111,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("framework", choices=("torch", "keras"))
     parser.add_argument("--quick", action="store_true", help="resnet18 only, batch 1, 2 repeats (smoke test)")
+    parser.add_argument("--models", nargs="+", default=MODELS)
+    parser.add_argument("--batches", nargs="+", type=int, default=BATCHES)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
-    models, batches, repeats = (["resnet18"], [1], 2) if args.quick else (MODELS, BATCHES, 5)
+    models, batches, repeats = (["resnet18"], [1], 2) if args.quick else (args.models, args.batches, args.repeats)
     fn = bench_torch if args.framework == "torch" else bench_keras
     print(json.dumps(fn(models, batches, repeats)))
     return 0

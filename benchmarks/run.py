@@ -21,9 +21,22 @@ from .timing import machine
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _group(module: str, *args: str) -> list[dict]:
-    out = subprocess.run([sys.executable, "-m", f"benchmarks.{module}", *args], cwd=ROOT,
-                         capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+# TensorFlow turns oneDNN on by itself only on CPUs with AVX-512; elsewhere (this AVX2 machine)
+# the Keras benchmarks run twice, as installed and with oneDNN asked for.
+ONEDNN = {"TF_ENABLE_ONEDNN_OPTS": "1"}
+
+# The BatchNorm-folded variants and the unfolded ones they speed up.
+FOLDED = {
+    "resnet_torch folded": "resnet_torch",
+    "resnet_torch folded channels_last": "resnet_torch channels_last",
+    "resnet_tf folded tf.function": "resnet_tf tf.function",
+    "resnet_tf folded XLA": "resnet_tf XLA",
+}
+
+
+def _group(module: str, *args: str, env: dict | None = None) -> list[dict]:
+    out = subprocess.run([sys.executable, "-m", f"benchmarks.{module}", *args], cwd=ROOT, capture_output=True,
+                         text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})})
     if out.returncode != 0:
         raise RuntimeError(f"benchmarks.{module} {' '.join(args)} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -38,20 +51,42 @@ def parity_suite_seconds(quick: bool) -> dict:
             "passed": out.returncode == 0}
 
 
+def _tagged(row: dict, tag: str) -> dict:
+    return {**row, "variant": row["variant"] + tag, "reference": row["reference"] + tag}
+
+
+def fold_speedups(rows: list[dict]) -> list[dict]:
+    """Throughput of each folded variant over its unfolded twin, measured in the same group."""
+    by_key = {(r["model"], r["batch"], r["variant"]): r["images_per_s"] for r in rows}
+    out = []
+    for (model, batch, variant), speed in by_key.items():
+        tag = variant[variant.index(" ["):] if " [" in variant else ""
+        base = FOLDED.get(variant.removesuffix(tag))
+        if base and (model, batch, base + tag) in by_key:
+            out.append({"model": model, "batch": batch, "variant": variant, "unfolded": base + tag,
+                        "speedup": speed / by_key[(model, batch, base + tag)]})
+    return out
+
+
 def table(results: dict) -> str:
     lines = [f"machine: {results['machine']['cpu']}, {results['machine']['cores']} cores", ""]
-    lines.append(f"{'model':<16} {'batch':>5}  {'variant':<32} {'img/s':>8} {'ratio':>7}  reference")
+    lines.append(f"{'model':<16} {'batch':>5}  {'variant':<44} {'img/s':>8} {'ratio':>7}  reference")
     for row in results["inference"]:
         ratio = row.get("ratio_per_mac", row["ratio"])
         per = " per MAC" if "ratio_per_mac" in row else ""
-        lines.append(f"{row['model']:<16} {row['batch']:>5}  {row['variant']:<32} {row['images_per_s']:>8.2f} "
+        lines.append(f"{row['model']:<16} {row['batch']:>5}  {row['variant']:<44} {row['images_per_s']:>8.2f} "
                      f"{ratio:>7.3f}  {row['reference']}{per}")
+    lines.append("")
+    lines.append(f"{'model':<16} {'batch':>5}  {'folded variant':<44} {'speed-up over unfolded':>22}")
+    for f in results.get("folding", []):
+        lines.append(f"{f['model']:<16} {f['batch']:>5}  {f['variant']:<44} {f['speedup']:>22.3f}")
+    lines.append("")
     for c in results.get("conversion", []):
         lines.append(
-            f"convert {c['model']} ({c['checkpoint_mib']:.0f} MiB): {c['convert_s']:.1f} s, "
+            f"convert {c['model']} ({c['checkpoint_mib']:.0f} MiB, --no-verify): {c['convert_s']:.1f} s, "
             f"{c['time_over_floor']:.2f}x the floor ({c['floor_s']:.1f} s); peak {c['convert_peak_mib']:.0f} MiB "
             f"= {c['peak_over_checkpoint']:.1f}x the checkpoint, {c['peak_over_floor']:.2f}x the floor's; "
-            f"with verification {c['convert_verified_s']:.1f} s"
+            f"verified (the default) {c['convert_verified_s']:.1f} s, peak {c['convert_verified_peak_mib']:.0f} MiB"
         )
     for item in results.get("timings", []):
         lines.append(f"{item['what']}: {item['seconds']:.1f} s" + ("" if item.get("passed", True) else " (FAILED)"))
@@ -88,9 +123,12 @@ def main(argv=None) -> int:
 
     results = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "quick": args.quick, "inference": [],
                "timings": []}
-    for framework in ("torch", "keras"):
-        print(f"inference: {framework} ...", flush=True)
-        results["inference"] += _group("inference", framework, *quick)
+    print("inference: torch ...", flush=True)
+    results["inference"] += _group("inference", "torch", *quick)
+    print("inference: keras ...", flush=True)
+    results["inference"] += _group("inference", "keras", *quick)
+    print("inference: keras with oneDNN ...", flush=True)
+    results["inference"] += [_tagged(row, " [oneDNN]") for row in _group("inference", "keras", *quick, env=ONEDNN)]
     print("inference: onnxruntime ...", flush=True)
     results["inference"] += _group("onnx_runtime", *quick)
     print("conversion ...", flush=True)
@@ -102,6 +140,7 @@ def main(argv=None) -> int:
         ]
     print("parity suite ...", flush=True)
     results["timings"].append(parity_suite_seconds(args.quick))
+    results["folding"] = fold_speedups(results["inference"])
 
     args.out.mkdir(parents=True, exist_ok=True)
     name = "quick" if args.quick else "latest"

@@ -14,10 +14,12 @@ def interleaved(candidates: dict[str, Callable[[], object]], repeats: int = 5, w
         for fn in candidates.values():
             fn()
     times: dict[str, list[float]] = {name: [] for name in candidates}
-    for _ in range(repeats):
-        for name, fn in candidates.items():
+    names = list(candidates)
+    for r in range(repeats):
+        # Rotate the order each round: no candidate always runs first, or right after another.
+        for name in names[r % len(names):] + names[: r % len(names)]:
             start = time.perf_counter()
-            fn()
+            candidates[name]()
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(t) for name, t in times.items()}
 
