@@ -82,13 +82,15 @@ class Conv2D(keras.layers.Conv2D):
     CPU kernels have no gradient for one (without oneDNN). XLA's CPU grouped convolution is slow:
     resnext50_32x4d's first-stage 3x3 takes 180 ms at batch 16 through XLA, 108 ms through
     TensorFlow's kernel and 19 ms with oneDNN (TF_ENABLE_ONEDNN_OPTS=1). So the forward pass
-    calls TensorFlow directly and only the gradient goes through XLA. The class keeps Keras'
-    name, so saved files number these layers exactly as they number stock Conv2D layers.
+    calls TensorFlow directly and only the gradient goes through XLA. A grouped convolution
+    with a bias (a BatchNorm folded into it) stays on Keras' path: in a tf.function, TensorFlow's
+    graph optimiser fuses conv, bias and ReLU into a kernel that refuses groups. The class keeps
+    Keras' name, so saved files number these layers exactly as they number stock Conv2D layers.
     """
 
     def convolution_op(self, inputs, kernel):
-        if self.groups == 1 or keras.backend.backend() != "tensorflow" or self.data_format != "channels_last" \
-                or self.padding != "valid":
+        if (self.groups == 1 or self.use_bias or keras.backend.backend() != "tensorflow"
+                or self.data_format != "channels_last" or self.padding != "valid"):
             return super().convolution_op(inputs, kernel)
         return _grouped_conv_tf(tuple(self.strides), tuple(self.dilation_rate))(inputs, kernel)
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import keras  # noqa: E402  (after torch, see conftest)
+import tensorflow as tf  # noqa: E402
 
 import resnet_spec as rs  # noqa: E402
 import resnet_tf  # noqa: E402
@@ -30,8 +31,16 @@ def test_folded_models_compute_what_the_unfolded_ones_do(name):
         reference = model(torch.from_numpy(x)).numpy()
         assert within_contract(folded(torch.from_numpy(x)).numpy(), reference)
 
-    keras_folded = resnet_tf.fold_batchnorm(porting.torch_to_keras(model))
-    assert within_contract(np.asarray(keras_folded(x.transpose(0, 2, 3, 1), training=False)), reference)
+    keras_model = porting.torch_to_keras(model)
+    keras_folded = resnet_tf.fold_batchnorm(keras_model)
+    nhwc = x.transpose(0, 2, 3, 1)
+    assert within_contract(np.asarray(keras_folded(nhwc, training=False)), reference)
+    # And as inference runs: in a tf.function (rewritten by TensorFlow's graph optimiser, which
+    # fuses conv, bias and ReLU) and compiled by XLA.
+    for m in (keras_model, keras_folded):
+        for jit in (False, True):
+            fn = tf.function(lambda a, m=m: m(a, training=False), jit_compile=jit)
+            assert within_contract(np.asarray(fn(tf.constant(nhwc))), reference), (m.name, jit)
 
     # Only the BatchNorms that no conv feeds directly are left: none in post-activation
     # networks; the block-input ones and the final one in pre-activation networks.
