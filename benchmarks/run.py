@@ -39,7 +39,8 @@ def _group(module: str, *args: str, env: dict | None = None) -> list[dict]:
                          text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})})
     if out.returncode != 0:
         raise RuntimeError(f"benchmarks.{module} {' '.join(args)} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    group = " ".join((module, *args, *(env or {})))
+    return [{**row, "group": group} for row in json.loads(out.stdout.strip().splitlines()[-1])]
 
 
 def parity_suite_seconds(quick: bool) -> dict:
@@ -57,14 +58,14 @@ def _tagged(row: dict, tag: str) -> dict:
 
 def fold_speedups(rows: list[dict]) -> list[dict]:
     """Throughput of each folded variant over its unfolded twin, measured in the same group."""
-    by_key = {(r["model"], r["batch"], r["variant"]): r["images_per_s"] for r in rows}
+    by_key = {(r["group"], r["model"], r["batch"], r["variant"]): r["images_per_s"] for r in rows}
     out = []
-    for (model, batch, variant), speed in by_key.items():
+    for (group, model, batch, variant), speed in by_key.items():
         tag = variant[variant.index(" ["):] if " [" in variant else ""
         base = FOLDED.get(variant.removesuffix(tag))
-        if base and (model, batch, base + tag) in by_key:
+        if base and (group, model, batch, base + tag) in by_key:
             out.append({"model": model, "batch": batch, "variant": variant, "unfolded": base + tag,
-                        "speedup": speed / by_key[(model, batch, base + tag)]})
+                        "speedup": speed / by_key[(group, model, batch, base + tag)]})
     return out
 
 
