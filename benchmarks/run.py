@@ -70,7 +70,7 @@ def fold_speedups(rows: list[dict]) -> list[dict]:
 
 
 def table(results: dict) -> str:
-    lines = [f"machine: {results['machine']['cpu']}, {results['machine']['cores']} cores", ""]
+    lines = [f"machine: {results['machine']['cpu']}, {results['machine']['cores']} cores; {results['date']}", ""]
     lines.append(f"{'model':<16} {'batch':>5}  {'variant':<44} {'img/s':>8} {'ratio':>7}  reference")
     for row in results["inference"]:
         ratio = row.get("ratio_per_mac", row["ratio"])
@@ -147,8 +147,9 @@ def main(argv=None) -> int:
     name = "quick" if args.quick else "latest"
     (args.out / f"{name}.json").write_text(json.dumps(results, indent=1))
     chart(results, args.out / f"{name}.png")
+    (args.out / f"{name}.txt").write_text(table(results) + "\n")
     print(table(results))
-    print(f"\nwrote {args.out / (name + '.json')} and {args.out / (name + '.png')}")
+    print(f"\nwrote {args.out / name}.json, .png and .txt")
     return 0
 
 

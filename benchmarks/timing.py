@@ -35,6 +35,17 @@ def machine() -> dict:
                 if line.startswith("model name"):
                     info["cpu"] = line.split(":", 1)[1].strip()
                     break
+            for line in f:
+                if line.startswith("flags"):  # TensorFlow turns oneDNN on by itself only with AVX-512
+                    info["avx512"] = "avx512f" in line.split()
+                    break
     except OSError:
         pass
+    from importlib import metadata
+
+    for package in ("torch", "tensorflow", "keras", "onnxruntime"):
+        try:
+            info[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
     return info
