@@ -1,9 +1,10 @@
 """Keras layers for the plan's layer descriptors, and the layers Keras lacks.
 
 Every weighted layer is a stock Keras layer (Conv2D, BatchNormalization, Dense, or a thin
-subclass of one) configured to compute what PyTorch computes; the few numerics Keras has no stock layer for (pools with PyTorch's
-padding rules, the option A shortcut, split attention) are small custom layers written with
-`keras.ops` only, registered so that `.keras` files reload without custom_objects.
+subclass of one) configured to compute what PyTorch computes; the few numerics Keras has no
+stock layer for (pools with PyTorch's padding rules, the option A shortcut, split attention)
+are small custom layers written with `keras.ops` only, registered so that `.keras` files reload
+without custom_objects.
 """
 
 from __future__ import annotations
