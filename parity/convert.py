@@ -121,7 +121,7 @@ def _torch_model(spec: rs.ResNetSpec, state_dict) -> "torch.nn.Module":
     tensors = {k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()}
     for k in model.state_dict():
         if k.endswith(COUNTER) and k not in tensors:  # older checkpoints lack the counters
-            tensors[k] = torch.tensor(0, dtype=torch.long)
+            tensors[k] = torch.tensor(porting.NUM_BATCHES_TRACKED, dtype=torch.long)
     model.load_state_dict(tensors, strict=True, assign=True)
     return model.eval()
 

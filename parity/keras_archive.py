@@ -31,6 +31,7 @@ import numpy as np
 
 import resnet_spec as rs
 
+from .keras_io import METADATA_ATTR, METADATA_MEMBER
 from .porting import check_state_dict, tensors, to_numpy
 
 KERAS_CLASS = {rs.Conv: "conv2d", rs.BatchNorm: "batch_norm", rs.Linear: "dense"}  # snake-cased class names
@@ -71,16 +72,12 @@ def write_weights(state_dict, spec: rs.ResNetSpec, path, record: dict | None = N
                 value = t.to_keras(to_numpy(state_dict[f"{layer.name}.{t.torch_suffix}"]))
                 group[str(i)] = value.astype(np.float32, copy=False)  # resnet_tf's variables are float32
         if record is not None:
-            from .keras_io import METADATA_ATTR
-
             f.attrs[METADATA_ATTR] = json.dumps(record)
 
 
 def write(state_dict, spec: rs.ResNetSpec, path: str | os.PathLike, record: dict) -> None:
     """A .keras archive or a .weights.h5 file (by the name of `path`) that Keras loads as
     resnet_tf.ResNet(spec) holding `state_dict`, with parity's `record` (see keras_io)."""
-    from .keras_io import METADATA_MEMBER
-
     path = Path(path)
     if path.name.endswith(".weights.h5"):
         write_weights(state_dict, spec, path, record)

@@ -14,6 +14,7 @@ import torch
 import keras  # noqa: E402  (after torch, see conftest)
 
 import resnet_spec as rs  # noqa: E402
+import resnet_tf  # noqa: E402
 import resnet_torch  # noqa: E402
 from conftest import assert_imports_none_of  # noqa: E402
 from parity import keras_archive, keras_io, porting  # noqa: E402
@@ -38,9 +39,14 @@ def _free_keras():
     keras.backend.clear_session(free_memory=True)
 
 
+def random_state_dict(spec, seed):
+    return randomize_torch(resnet_torch.create_model(spec), seed=seed).state_dict()
+
+
 def sources(spec, seed=3):
-    torch_model = randomize_torch(resnet_torch.create_model(spec), seed=seed)
-    return torch_model.state_dict(), porting.torch_to_keras(torch_model)
+    """A random state_dict, and the Keras model holding it (ported by parity.porting)."""
+    state_dict = random_state_dict(spec, seed)
+    return state_dict, porting.state_dict_to_keras(state_dict, resnet_tf.ResNet(spec))
 
 
 def datasets(h5: h5py.File) -> dict:
@@ -102,7 +108,7 @@ def test_weights_h5_is_the_file_keras_writes(spec, tmp_path):
 
 def test_half_precision_weights_are_written_as_float32(tmp_path):
     spec = rs.get("resnet20")
-    state_dict, _ = sources(spec)
+    state_dict = random_state_dict(spec, seed=3)
     half = {k: v.half() if v.is_floating_point() else v for k, v in state_dict.items()}
     keras_archive.write(half, spec, tmp_path / "half.weights.h5", record(spec))
     loaded, _ = keras_io.load(tmp_path / "half.weights.h5")
@@ -114,7 +120,7 @@ def test_half_precision_weights_are_written_as_float32(tmp_path):
 
 def test_a_state_dict_that_does_not_fit_writes_nothing(tmp_path):
     spec = rs.get("resnet20")
-    state_dict, _ = sources(spec)
+    state_dict = random_state_dict(spec, seed=3)
     del state_dict["layer2.0.bn1.running_var"]
     state_dict["layer1.0.conv1.weight"] = state_dict["layer1.0.conv1.weight"][:8]
     with pytest.raises(porting.WeightMismatchError, match="missing 1: layer2.0.bn1.running_var") as err:
