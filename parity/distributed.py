@@ -10,12 +10,10 @@ over the combined batch. BatchNorm must normalise with the statistics of the com
 
 TensorFlow: tf.distribute.MirroredStrategy runs the replica function on every device and
 `optimizer.apply` sums the replicas' gradients, so each replica's loss is the sum of its
-per-example losses divided by the global batch size. Keras' BatchNormalization takes
-`synchronized=True` for cross-replica statistics, but resnet_tf's BatchNorm (PyTorch's
-running-variance rule) computes its own statistics, per replica. `synchronize_batchnorm`
-turns its layers into `SyncBatchNorm`, which all-reduces the per-channel sums and counts
-across replicas (two passes, as resnet_tf does in one process) and updates the moving
-statistics with the unbiased variance of the combined batch, as PyTorch does.
+per-example losses divided by the global batch size. resnet_tf's BatchNorm honours Keras'
+`synchronized=True`: it all-reduces the per-channel sums and counts across replicas (two
+passes, as in one process) and updates the moving statistics with the unbiased variance of the
+combined batch, as PyTorch does. `synchronize_batchnorm` turns that on in a built model.
 """
 
 from __future__ import annotations
@@ -163,54 +161,15 @@ def torch_ddp_step(name: str, state_dict, x: np.ndarray, y: np.ndarray, world_si
 # ----------------------------------------------------------------------------- Keras / TensorFlow
 
 
-@functools.cache
-def _sync_batchnorm_class():
-    from ._frameworks import keras
-    import tensorflow as tf
-    import resnet_tf
-
-    ops = keras.ops
-
-    @keras.saving.register_keras_serializable(package="parity")
-    class SyncBatchNorm(resnet_tf.BatchNorm):
-        """resnet_tf.BatchNorm with the statistics of the batch over all replicas of the
-        current tf.distribute strategy (per-channel sums and counts all-reduced; the variance
-        in a second pass around the global mean). Outside a replica context it is BatchNorm."""
-
-        def call(self, inputs, training=None, mask=None):
-            ctx = tf.distribute.get_replica_context()
-            if not (training and self.trainable) or mask is not None or ctx is None or ctx.num_replicas_in_sync == 1:
-                return super().call(inputs, training=training, mask=mask)
-            stats_dtype = "float64" if self.compute_dtype == "float64" else "float32"  # as BatchNorm
-            x = ops.cast(inputs, stats_dtype)
-            axes = [i for i in range(len(x.shape)) if i != self.axis % len(x.shape)]
-            total = lambda v: ctx.all_reduce(tf.distribute.ReduceOp.SUM, v)  # noqa: E731
-            count = total(ops.cast(ops.size(x), stats_dtype) / x.shape[self.axis])
-            mean = total(ops.sum(x, axis=axes)) / count
-            variance = total(ops.sum(ops.square(x - mean), axis=axes)) / count
-            m = self.momentum
-            # Every replica computes the same statistics; the moving averages are written once.
-            unbiased = variance * count / (count - 1.0)
-            self.moving_mean.assign(self.moving_mean * m + ops.cast(mean, self.moving_mean.dtype) * (1.0 - m))
-            self.moving_variance.assign(
-                self.moving_variance * m + ops.cast(unbiased, self.moving_variance.dtype) * (1.0 - m)
-            )
-            y = ops.batch_normalization(x, mean, variance, axis=self.axis, offset=self.beta,
-                                        scale=self.gamma, epsilon=self.epsilon)
-            return ops.cast(y, self.compute_dtype)
-
-    return SyncBatchNorm
-
-
 def synchronize_batchnorm(keras_model):
-    """Make every resnet_tf BatchNorm of `keras_model` a SyncBatchNorm, in place (the layers keep
-    their variables; only the training-mode statistics change); return the model."""
+    """Turn on `synchronized` in every resnet_tf BatchNorm of `keras_model`, in place: inside a
+    tf.distribute strategy, training then uses the global batch's statistics (the layers keep
+    their variables; inference is unchanged); return the model."""
     import resnet_tf
 
-    cls = _sync_batchnorm_class()
     for layer in keras_model.layers:
-        if type(layer) is resnet_tf.BatchNorm:
-            layer.__class__ = cls
+        if isinstance(layer, resnet_tf.BatchNorm):
+            layer.synchronized = True
     return keras_model
 
 

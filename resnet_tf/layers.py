@@ -127,6 +127,8 @@ class BatchNorm(keras.layers.BatchNormalization):
     the unbiased one (times n / (n - 1), n values per channel); Keras would update it with the
     biased one. The variance is also computed as mean((x - mean)^2): Keras' TensorFlow backend
     uses E[x^2] - E[x]^2, which loses digits when the mean is large against the spread.
+    With `synchronized=True`, inside a tf.distribute replica context, the statistics are those
+    of the global batch (sums and counts all-reduced over the replicas), as SyncBatchNorm's.
     Inference is Keras' own (moving statistics), unchanged.
     """
 
@@ -137,9 +139,15 @@ class BatchNorm(keras.layers.BatchNormalization):
         stats_dtype = "float64" if self.compute_dtype == "float64" else "float32"
         x = ops.cast(inputs, stats_dtype)
         axes = [i for i in range(len(x.shape)) if i != self.axis % len(x.shape)]
-        mean = ops.mean(x, axis=axes)
-        variance = ops.mean(ops.square(x - mean), axis=axes)
         n = ops.cast(ops.size(x), stats_dtype) / x.shape[self.axis]  # values per channel
+        total = _replica_sum() if self.synchronized else None
+        if total is None:
+            mean = ops.mean(x, axis=axes)
+            variance = ops.mean(ops.square(x - mean), axis=axes)
+        else:  # the variance in a second pass around the global mean
+            n = total(n)
+            mean = total(ops.sum(x, axis=axes)) / n
+            variance = total(ops.sum(ops.square(x - mean), axis=axes)) / n
         unbiased = variance * n / ops.maximum(n - 1.0, 1.0)
         m = self.momentum
         self.moving_mean.assign(self.moving_mean * m + ops.cast(mean, self.moving_mean.dtype) * (1.0 - m))
@@ -150,6 +158,19 @@ class BatchNorm(keras.layers.BatchNormalization):
             x, mean, variance, axis=self.axis, offset=self.beta, scale=self.gamma, epsilon=self.epsilon
         )
         return ops.cast(y, self.compute_dtype)
+
+
+def _replica_sum():
+    """A sum over the replicas of the current tf.distribute strategy, or None outside one (or
+    with a single replica, or on another backend)."""
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        return None
+    return lambda value: ctx.all_reduce(tf.distribute.ReduceOp.SUM, value)
 
 
 def pad_for(conv: rs.Conv) -> keras.layers.Layer | None:
