@@ -25,7 +25,8 @@ def main(argv=None) -> int:
     import onnxruntime as ort
     import torch
 
-    from parity import onnx_export
+    from parity.apps import onnx_export
+    from parity.files.loading import load_models
 
     torch.set_grad_enabled(False)
     rows = []
@@ -33,7 +34,7 @@ def main(argv=None) -> int:
         for name in models:
             path = Path(tmp) / f"{name}.onnx"
             onnx_export.export_onnx(name, path, framework="torch", size=(SIZE, SIZE))
-            torch_model, _ = onnx_export.load_models(name)  # the same seeded weights
+            torch_model = load_models(name, ("torch",))["torch"]  # the same seeded weights
             options = ort.SessionOptions()
             # ONNX Runtime's idle threads spin by default, stealing the cores from the
             # interleaved torch runs; without spinning both get the machine in turn.

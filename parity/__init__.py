@@ -9,8 +9,15 @@
     >>> parity.convert_file("resnet20-12fca82f.th", "resnet20.keras")         # written atomically, verified
     >>> parity.export_onnx("resnet20.keras", "resnet20.onnx", framework="keras")
 
-Submodules load torch before TensorFlow (importing torchvision after TensorFlow crashes), and
-nothing heavy is imported until an attribute is used, so `parity.cli list` stays light.
+Floors, each importing only the ones below it (docs/architecture.md):
+
+    core   porting, taps, metrics, report, comparison, training, testing, frameworks
+    files  errors, atomic, checkpoints, identify, keras_io, keras_archive, loading, convert
+    apps   preprocess, labels, predict, train_parity, distributed, onnx_export
+    cli    the resnet-parity command, one module per subcommand
+
+This module is the front door: the names below resolve to those floors when first used, so
+`import parity` stays light and `parity.cli list` loads neither framework.
 """
 
 from __future__ import annotations
@@ -18,31 +25,29 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "torch_to_keras": "porting",
-    "keras_to_torch": "porting",
-    "state_dict_to_keras": "porting",
-    "keras_to_state_dict": "porting",
-    "WeightMismatchError": "porting",
-    "compare": "comparison",
-    "ParityReport": "comparison",
-    "TapResult": "comparison",
-    "randomize_torch": "testing",
-    "randomize_state_dict": "testing",
-    "assert_parity": "testing",
-    "load_checkpoint": "convert",
-    "convert_file": "convert",
-    "VerificationError": "convert",
-    "CheckpointError": "checkpoints",
-    "UnsafeCheckpointError": "checkpoints",
-    "ArchitectureError": "identify",
-    "identify": "identify",
-    "export_onnx": "onnx_export",
+    "torch_to_keras": "core.porting",
+    "keras_to_torch": "core.porting",
+    "state_dict_to_keras": "core.porting",
+    "keras_to_state_dict": "core.porting",
+    "WeightMismatchError": "core.porting",
+    "compare": "core.comparison",
+    "ParityReport": "core.report",
+    "TapResult": "core.report",
+    "VerificationError": "core.report",
+    "randomize_torch": "core.testing",
+    "randomize_state_dict": "core.testing",
+    "assert_parity": "core.testing",
+    "load_checkpoint": "files.loading",
+    "load_models": "files.loading",
+    "convert_file": "files.convert",
+    "CheckpointError": "files.errors",
+    "UnsafeCheckpointError": "files.errors",
+    "ArchitectureError": "files.identify",
+    "identify": "files.identify",
+    "export_onnx": "apps.onnx_export",
 }
 
-_SUBMODULES = {
-    "checkpoints", "cli", "comparison", "convert", "distributed", "files", "identify", "keras_io", "labels",
-    "onnx_export", "porting", "predict", "preprocess", "taps", "testing", "train_parity", "training",
-}
+_FLOORS = {"core", "files", "apps", "cli"}
 
 __all__ = sorted(_EXPORTS)
 
@@ -50,6 +55,6 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str):
     if name in _EXPORTS:
         return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    if name in _SUBMODULES:
+    if name in _FLOORS or name == "testing":
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'parity' has no attribute {name!r}")

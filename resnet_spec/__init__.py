@@ -6,27 +6,39 @@
     23528522
 
 Standard library only: both builders and the parity package depend on this, never the reverse.
+Modules, lowest first: spec (the dataclass and the table of block kinds), steps (the plan's
+descriptors), geometry (output sizes), plan (a spec expanded into named steps), cost, registry.
 """
 
-from .cost import Counts, count_macs, count_parameters, output_size
-from .plan import (
+from .cost import Counts, count_macs, count_parameters
+from .geometry import output_length, output_size
+from .plan import Plan, foldable_pairs, plan
+from .registry import FAMILIES, UnknownArchitecture, builders, get, names, resolve
+from .spec import BLOCK_KINDS, BLOCKS, POOLINGS, SHORTCUTS, STEMS, BlockKind, ResNetSpec, SpecError
+from .steps import (
+    BN_COUNTER,
     BN_EPS,
     BN_MOMENTUM,
+    WEIGHTED,
     BatchNorm,
     Block,
     Conv,
+    Dropout,
+    GlobalPool,
     Linear,
-    Plan,
     Pool,
+    ReLU,
+    SplitAttention,
+    Step,
+    Weighted,
     ZeroPadShortcut,
-    foldable_pairs,
-    plan,
+    leaves,
 )
-from .registry import FAMILIES, UnknownArchitecture, builders, get, names, resolve
-from .spec import BLOCKS, POOLINGS, SHORTCUTS, STEMS, ResNetSpec, SpecError
 
 __all__ = [
-    "BLOCKS", "BN_EPS", "BN_MOMENTUM", "BatchNorm", "Block", "Conv", "Counts", "FAMILIES", "Linear",
-    "POOLINGS", "Plan", "Pool", "ResNetSpec", "SHORTCUTS", "STEMS", "SpecError", "UnknownArchitecture",
-    "ZeroPadShortcut", "builders", "count_macs", "count_parameters", "foldable_pairs", "get", "names", "output_size", "plan", "resolve",
+    "BLOCKS", "BLOCK_KINDS", "BN_COUNTER", "BN_EPS", "BN_MOMENTUM", "BatchNorm", "Block", "BlockKind", "Conv", "Counts",
+    "Dropout", "FAMILIES", "GlobalPool", "Linear", "POOLINGS", "Plan", "Pool", "ReLU", "ResNetSpec", "SHORTCUTS",
+    "STEMS", "SpecError", "SplitAttention", "Step", "UnknownArchitecture", "WEIGHTED", "Weighted", "ZeroPadShortcut",
+    "builders", "count_macs", "count_parameters", "foldable_pairs", "get", "leaves", "names", "output_length",
+    "output_size", "plan", "resolve",
 ]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-from .plan import BatchNorm, Block, Conv, Layer, Linear, Plan, Pool, ZeroPadShortcut, plan
+from .geometry import output_size
+from .plan import Plan, plan
 from .spec import ResNetSpec
+from .steps import BatchNorm, Conv, Linear, SplitAttention
 
 
 @dataclass(frozen=True)
@@ -16,58 +17,27 @@ class Counts:
 
 
 def count_parameters(spec_or_plan: ResNetSpec | Plan) -> Counts:
-    p = _as_plan(spec_or_plan)
-    layers = p.weighted_layers()
+    layers = _as_plan(spec_or_plan).weighted_layers()
     params = sum(layer.num_params for layer in layers)
     buffers = sum(2 * layer.channels for layer in layers if isinstance(layer, BatchNorm))
     return Counts(params, buffers)
 
 
-def _out_size(n: int, kernel: int, stride: int, padding: int, dilation: int = 1, ceil: bool = False) -> int:
-    span = n + 2 * padding - dilation * (kernel - 1) - 1
-    out = (math.ceil(span / stride) if ceil else span // stride) + 1
-    if ceil and (out - 1) * stride >= n + padding:
-        out -= 1  # PyTorch drops a last window that would start in the padding
-    return out
-
-
-def output_size(layer: Layer, size: tuple[int, int]) -> tuple[int, int]:
-    """Spatial size after `layer`, by PyTorch's rules (floor, or ceil_mode for pools)."""
-    if isinstance(layer, Conv):
-        return tuple(_out_size(n, layer.kernel_size, layer.stride, layer.padding, layer.dilation) for n in size)
-    if isinstance(layer, Pool):
-        return tuple(
-            _out_size(n, layer.kernel_size, layer.stride, layer.padding, ceil=layer.ceil_mode) for n in size
-        )
-    if isinstance(layer, ZeroPadShortcut):
-        return tuple(-(-n // layer.stride) for n in size)
-    return size
-
-
-def _conv_macs(conv: Conv, out: tuple[int, int]) -> int:
-    o, i, kh, kw = conv.weight_shape
-    return out[0] * out[1] * o * i * kh * kw
-
-
-def _path_macs(layers, size, pooled_names=()) -> tuple[int, tuple[int, int]]:
+def _path_macs(steps, size) -> tuple[int, tuple[int, int]]:
     macs = 0
-    for layer in layers:
-        if isinstance(layer, Conv):
-            if layer.name in pooled_names:  # split-attention fc layers act on a 1x1 map
-                macs += _conv_macs(layer, (1, 1))
-                continue
-            size = output_size(layer, size)
-            macs += _conv_macs(layer, size)
-        elif isinstance(layer, (Pool, ZeroPadShortcut)):
-            size = output_size(layer, size)
+    for step in steps:
+        if isinstance(step, SplitAttention):
+            m, out = _path_macs(step.splits, size)
+            macs += m + _path_macs(step.attention, (1, 1))[0]  # the attention acts on pooled maps
+        else:
+            out = output_size(step, size)
+            if isinstance(step, Conv):
+                o, i, kh, kw = step.weight_shape
+                macs += out[0] * out[1] * o * i * kh * kw
+            elif isinstance(step, Linear):
+                macs += step.in_features * step.out_features
+        size = out
     return macs, size
-
-
-def _block_macs(block: Block, size):
-    pooled = {f"{block.name}.conv2.fc1", f"{block.name}.conv2.fc2"}
-    macs, out = _path_macs(block.layers, size, pooled)
-    macs += _path_macs(block.shortcut, size)[0]
-    return macs, out
 
 
 def count_macs(spec_or_plan: ResNetSpec | Plan, size: int | tuple[int, int] | None = None) -> int:
@@ -80,10 +50,10 @@ def count_macs(spec_or_plan: ResNetSpec | Plan, size: int | tuple[int, int] | No
     hw = (size, size) if isinstance(size, int) else tuple(size)
     macs, hw = _path_macs(p.stem, hw)
     for block in p.blocks:
-        m, hw = _block_macs(block, hw)
-        macs += m
-    macs += sum(layer.in_features * layer.out_features for layer in p.head if isinstance(layer, Linear))
-    return macs
+        m, out = _path_macs(block.branch, hw)
+        macs += m + _path_macs(block.shortcut, hw)[0]
+        hw = out
+    return macs + _path_macs(p.final + p.head, hw)[0]
 
 
 def _as_plan(x: ResNetSpec | Plan) -> Plan:

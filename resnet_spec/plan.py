@@ -1,153 +1,46 @@
-"""The layer plan: every layer of a network, with its name, derived from a ResNetSpec.
+"""The layer plan: every step of a network, named and in forward order, derived from a ResNetSpec.
 
-This is the single source of layer names and hyper-parameters. Both builders create exactly
-the layers listed here under exactly these names (torchvision's and the official ResNeSt
-repository's state_dict names), and the parity package maps weights by these names.
+This is the single source of structure: layers and their hyper-parameters, where each ReLU
+sits, what each block's shortcut reads, and the names. Both builders create exactly the steps
+listed here under exactly these names (torchvision's and the official ResNeSt repository's
+state_dict names), and the parity package maps weights by these names.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+from collections import OrderedDict
 from dataclasses import dataclass
 
-from .spec import ResNetSpec
-
-BN_EPS = 1e-5  # PyTorch's default; Keras' own default (1e-3) would change every output.
-BN_MOMENTUM = 0.1  # PyTorch convention: new = (1 - m) * old + m * batch. Keras' momentum is 1 - m.
-
-
-@dataclass(frozen=True)
-class Conv:
-    name: str
-    in_channels: int
-    out_channels: int
-    kernel_size: int
-    stride: int = 1
-    dilation: int = 1
-    groups: int = 1
-    bias: bool = False
-
-    @property
-    def padding(self) -> int:
-        """Symmetric padding on every side, as PyTorch applies it."""
-        return self.dilation * (self.kernel_size - 1) // 2
-
-    @property
-    def weight_shape(self) -> tuple[int, int, int, int]:
-        """PyTorch layout (out, in / groups, kh, kw)."""
-        k = self.kernel_size
-        return (self.out_channels, self.in_channels // self.groups, k, k)
-
-    @property
-    def num_params(self) -> int:
-        o, i, kh, kw = self.weight_shape
-        return o * i * kh * kw + (o if self.bias else 0)
-
-    @property
-    def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
-        """PyTorch state_dict suffix -> shape."""
-        return {"weight": self.weight_shape, **({"bias": (self.out_channels,)} if self.bias else {})}
-
-
-@dataclass(frozen=True)
-class BatchNorm:
-    name: str
-    channels: int
-    eps: float = BN_EPS
-    momentum: float = BN_MOMENTUM
-
-    @property
-    def num_params(self) -> int:
-        return 2 * self.channels  # gamma, beta; plus two running buffers of the same size
-
-    @property
-    def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
-        """PyTorch state_dict suffix -> shape (num_batches_tracked aside)."""
-        return {k: (self.channels,) for k in ("weight", "bias", "running_mean", "running_var")}
-
-
-@dataclass(frozen=True)
-class Linear:
-    name: str
-    in_features: int
-    out_features: int
-
-    @property
-    def num_params(self) -> int:
-        return self.in_features * self.out_features + self.out_features
-
-    @property
-    def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
-        """PyTorch state_dict suffix -> shape."""
-        return {"weight": (self.out_features, self.in_features), "bias": (self.out_features,)}
-
-
-@dataclass(frozen=True)
-class Pool:
-    """A max or average pool without weights (stem pool, ResNeSt avd, avg-down shortcut)."""
-
-    name: str
-    kind: str  # "max" or "avg"
-    kernel_size: int
-    stride: int
-    padding: int = 0
-    ceil_mode: bool = False
-    count_include_pad: bool = True
-
-    @property
-    def is_identity(self) -> bool:
-        return self.kernel_size == 1 and self.stride == 1 and self.padding == 0
-
-
-@dataclass(frozen=True)
-class ZeroPadShortcut:
-    """Option A shortcut: keep every stride-th pixel, pad channels with zeros on both sides."""
-
-    name: str
-    stride: int
-    pad_before: int
-    pad_after: int
-
-
-Layer = Conv | BatchNorm | Linear | Pool | ZeroPadShortcut
-WEIGHTED = (Conv, BatchNorm, Linear)
-
-
-@dataclass(frozen=True)
-class Block:
-    """One residual block. `layers` holds the residual branch, `shortcut` the shortcut's layers,
-    each in forward order (which is also PyTorch's state_dict order); `layer(local)` looks one up
-    by its name in the block."""
-
-    name: str  # e.g. "layer2.0"
-    kind: str
-    in_channels: int
-    out_channels: int
-    stride: int
-    layers: tuple[Layer, ...]
-    shortcut: tuple[Layer, ...] = ()
-    radix: int = 0
-    groups: int = 1
-    avd_first: bool = False
-
-    def layer(self, local: str) -> Layer:
-        full = f"{self.name}.{local}"
-        for layer in self.layers + self.shortcut:
-            if layer.name == full:
-                return layer
-        raise KeyError(f"{self.name} has no layer {local!r}")
-
-    def has(self, local: str) -> bool:
-        full = f"{self.name}.{local}"
-        return any(layer.name == full for layer in self.layers + self.shortcut)
+from .geometry import output_size, sequence_output_size
+from .spec import ResNetSpec, SpecError
+from .steps import (
+    BN_COUNTER,
+    WEIGHTED,
+    BatchNorm,
+    Block,
+    Conv,
+    Dropout,
+    GlobalPool,
+    Linear,
+    Pool,
+    ReLU,
+    SplitAttention,
+    Step,
+    Weighted,
+    ZeroPadShortcut,
+    leaves,
+)
 
 
 @dataclass(frozen=True)
 class Plan:
     spec: ResNetSpec
-    stem: tuple[Layer, ...]  # forward order
+    stem: tuple[Step, ...]  # forward order
     stages: tuple[tuple[Block, ...], ...]
-    head: tuple[Layer, ...]  # pre-activation final BatchNorm and/or the classifier
+    final: tuple[Step, ...]  # on the last stage's output, still part of the features (pre-activation)
+    head: tuple[Step, ...]  # global pooling, dropout, classifier
 
     @property
     def stage_names(self) -> tuple[str, ...]:
@@ -170,18 +63,17 @@ class Plan:
             strides.append(total)
         return tuple(strides)
 
-    def all_layers(self) -> tuple[Layer, ...]:
-        """Every layer in PyTorch state_dict order."""
-        out = list(self.stem)
-        for b in self.blocks:
-            out += b.layers + b.shortcut
-        return tuple(out) + self.head
+    def all_layers(self) -> tuple[Step, ...]:
+        """Every step in forward order (PyTorch's state_dict order), the steps of a
+        split-attention conv in place of it."""
+        seqs = [self.stem, *(seq for b in self.blocks for seq in b.sequences), self.final, self.head]
+        return tuple(step for seq in seqs for step in leaves(seq))
 
-    def weighted_layers(self) -> tuple[Conv | BatchNorm | Linear, ...]:
+    def weighted_layers(self) -> tuple[Weighted, ...]:
         return tuple(layer for layer in self.all_layers() if isinstance(layer, WEIGHTED))
 
     def state_dict_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Every key of the network's PyTorch state_dict (num_batches_tracked aside) and its
+        """Every key of the network's PyTorch state_dict (BatchNorm counters aside) and its
         shape, in resnet_torch's order."""
         return {
             f"{layer.name}.{suffix}": shape
@@ -189,30 +81,50 @@ class Plan:
             for suffix, shape in layer.tensor_shapes.items()
         }
 
+    def counter_keys(self) -> tuple[str, ...]:
+        """The state_dict keys of PyTorch's BatchNorm step counters (BN_COUNTER), which hold no
+        weights and have no Keras counterpart."""
+        return tuple(f"{layer.name}.{BN_COUNTER}" for layer in self.weighted_layers() if isinstance(layer, BatchNorm))
 
-def _stem(spec: ResNetSpec) -> tuple[Layer, ...]:
+    def taps(self) -> "OrderedDict[str, str]":
+        """The points both frameworks are observed at, in forward order, and their kinds: "stem"
+        (the input of layer1), every block ("layer1.0"), every stage ("layer1": its last block,
+        before a pre-activation network's final BatchNorm) and, unless the model returns its
+        feature maps, "output" (what it returns)."""
+        taps = OrderedDict(stem="stem")
+        for stage_name, stage in zip(self.stage_names, self.stages):
+            taps.update((b.name, "block") for b in stage)
+            taps[stage_name] = "stage"
+        if not self.spec.features_only:
+            taps["output"] = "output"
+        return taps
+
+
+def _stem(spec: ResNetSpec) -> tuple[Step, ...]:
     c_in, w = spec.in_channels, spec.stem_width
     if spec.stem == "cifar":
-        layers: list[Layer] = [Conv("conv1", c_in, w, 3)]
+        steps: list[Step] = [Conv("conv1", c_in, w, 3)]
     elif spec.stem == "classic":
-        layers = [Conv("conv1", c_in, w, 7, stride=2)]
-    else:  # deep: the numbering follows nn.Sequential(conv, bn, relu, conv, bn, relu, conv)
-        layers = [
+        steps = [Conv("conv1", c_in, w, 7, stride=2)]
+    else:  # deep: named as nn.Sequential(conv, bn, relu, conv, bn, relu, conv) numbers its children
+        steps = [
             Conv("conv1.0", c_in, w, 3, stride=2),
             BatchNorm("conv1.1", w),
+            ReLU("conv1.2"),
             Conv("conv1.3", w, w, 3),
             BatchNorm("conv1.4", w),
+            ReLU("conv1.5"),
             Conv("conv1.6", w, 2 * w, 3),
         ]
     # Pre-activation networks normalise at the start of each block, not after the stem.
     if not spec.preact:
-        layers.append(BatchNorm("bn1", spec.stem_channels))
+        steps += [BatchNorm("bn1", spec.stem_channels), ReLU("relu")]
     if spec.stem != "cifar":
-        layers.append(Pool("maxpool", "max", 3, 2, padding=1))
-    return tuple(layers)
+        steps.append(Pool("maxpool", "max", 3, 2, padding=1))
+    return tuple(steps)
 
 
-def _shortcut(spec: ResNetSpec, name: str, c_in: int, c_out: int, stride: int) -> tuple[Layer, ...]:
+def _shortcut(spec: ResNetSpec, name: str, c_in: int, c_out: int, stride: int) -> tuple[Step, ...]:
     if stride == 1 and c_in == c_out:
         return ()
     d = f"{name}.downsample"
@@ -230,65 +142,96 @@ def _shortcut(spec: ResNetSpec, name: str, c_in: int, c_out: int, stride: int) -
     return (Conv(f"{d}.0", c_in, c_out, 1, stride=stride), BatchNorm(f"{d}.1", c_out))
 
 
+def _split_attention(spec, n: str, width: int, stride: int, dilation: int) -> SplitAttention:
+    """conv2 of a ResNeSt bottleneck, named as the official SplAtConv2d."""
+    radix, card = spec.radix, spec.groups
+    inter = spec.attention_width(width)
+    s = n + "conv2."
+    return SplitAttention(
+        name=n + "conv2",
+        radix=radix,
+        cardinality=card,
+        splits=(
+            Conv(s + "conv", width, width * radix, 3, stride, dilation, card * radix),
+            BatchNorm(s + "bn0", width * radix),
+            ReLU(s + "relu0"),
+        ),
+        attention=(
+            Conv(s + "fc1", width, inter, 1, groups=card, bias=True),
+            BatchNorm(s + "bn1", inter),
+            ReLU(s + "relu1"),
+            Conv(s + "fc2", inter, width * radix, 1, groups=card, bias=True),
+        ),
+    )
+
+
 def _block(spec, name, c_in, planes, stride, dilation, first_dilation, is_first) -> Block:
-    c_out = planes * spec.expansion
+    kind = spec.kind
+    c_out = planes * kind.expansion
     n = name + "."
-    kind = spec.block
-    if spec.expansion == 1:
+    width = spec.inner_width(planes)
+    if kind.convs == 2:
         convs = [
-            Conv(n + "conv1", c_in, planes, 3, stride=stride, dilation=first_dilation),
-            Conv(n + "conv2", planes, planes, 3, dilation=dilation),
+            Conv(n + "conv1", c_in, width, 3, stride=stride, dilation=first_dilation),
+            Conv(n + "conv2", width, width, 3, dilation=dilation),
         ]
-    else:
-        width = int(planes * (spec.width_per_group / 64.0)) * spec.groups
+    else:  # ResNet v1.5: the stride sits on the 3x3 conv, which may be grouped (ResNeXt)
         convs = [
             Conv(n + "conv1", c_in, width, 1),
             Conv(n + "conv2", width, width, 3, stride, first_dilation, groups=spec.groups),
             Conv(n + "conv3", width, c_out, 1),
         ]
-    if kind in ("basic", "bottleneck"):
-        layers = []
+    shortcut = _shortcut(spec, name, c_in, c_out, stride)
+    shortcut_from, after_add = None, ()
+    branch: list[Step] = []
+    if kind.preact:  # BN-ReLU-conv units; the projection reads the first normalised input
         for i, conv in enumerate(convs, 1):
-            layers += [conv, BatchNorm(f"{n}bn{i}", conv.out_channels)]
-    elif spec.preact:
-        layers = []
+            branch += [BatchNorm(f"{n}bn{i}", conv.in_channels), ReLU(f"{n}relu{i}"), conv]
+        shortcut_from = f"{n}relu1" if shortcut else None
+    else:  # conv-BN-ReLU units, the last ReLU after the sum
         for i, conv in enumerate(convs, 1):
-            layers += [BatchNorm(f"{n}bn{i}", conv.in_channels), conv]
-    else:  # splat_bottleneck: conv2 becomes a split-attention conv, optionally after/before avd
-        conv1, conv2, conv3 = convs
-        radix, card = spec.radix, spec.groups
+            branch += [conv, BatchNorm(f"{n}bn{i}", conv.out_channels), ReLU(f"{n}relu{i}")]
+        branch.pop()
+        after_add = (ReLU(n + "relu"),)
+    if kind.split_attention:
+        # conv2, bn2 and its ReLU become one split-attention conv; a strided block (and the first
+        # of each later stage) downsamples with a 3x3 average pool ("avd") before or after it.
         avd = spec.avd and (stride > 1 or is_first)
-        inter = max(width * radix // 4, 32)
-        s = n + "conv2."
-        split_attention = [
-            Conv(s + "conv", width, width * radix, 3, 1 if avd else stride, first_dilation, card * radix),
-            BatchNorm(s + "bn0", width * radix),
-            Conv(s + "fc1", width, inter, 1, groups=card, bias=True),
-            BatchNorm(s + "bn1", inter),
-            Conv(s + "fc2", inter, width * radix, 1, groups=card, bias=True),
-        ]
-        if avd:  # the pool takes over the stride, before or after the 3x3 conv
-            pool = Pool(n + "avd_layer", "avg", 3, stride, padding=1)
-            split_attention.insert(0 if spec.avd_first else len(split_attention), pool)
-        layers = [conv1, BatchNorm(n + "bn1", width), *split_attention, conv3, BatchNorm(n + "bn3", c_out)]
-        del conv2  # replaced by the split-attention conv
-    return Block(
-        name=name,
-        kind=kind,
-        in_channels=c_in,
-        out_channels=c_out,
-        stride=stride,
-        layers=tuple(layers),
-        shortcut=_shortcut(spec, name, c_in, c_out, stride),
-        radix=spec.radix,
-        groups=spec.groups,
-        avd_first=spec.avd_first,
-    )
+        i = branch.index(convs[1])
+        attention = _split_attention(spec, n, width, 1 if avd else stride, first_dilation)
+        branch[i : i + 3] = [attention]
+        if avd:
+            branch.insert(i if spec.avd_first else i + 1, Pool(n + "avd_layer", "avg", 3, stride, padding=1))
+    if spec.zero_init_residual:
+        branch = _zero_init_last(branch)
+    return Block(name, c_in, c_out, stride, tuple(branch), shortcut, shortcut_from, after_add)
+
+
+def _zero_init_last(branch: list[Step]) -> list[Step]:
+    """The branch with its last weighted layer starting at zero, so the block starts as its
+    shortcut (zero_init_residual)."""
+    i = max(k for k, step in enumerate(branch) if isinstance(step, (Conv, BatchNorm)))
+    return branch[:i] + [dataclasses.replace(branch[i], zero_init=True)] + branch[i + 1 :]
+
+
+def _head(spec: ResNetSpec, channels: int) -> tuple[tuple[Step, ...], tuple[Step, ...]]:
+    """(final, head): pre-activation's last BatchNorm and ReLU; then pooling, dropout, classifier."""
+    final = (BatchNorm("bn_final", channels), ReLU("relu_final")) if spec.preact else ()
+    head: list[Step] = []
+    if not spec.features_only:
+        if spec.pooling is not None:
+            head.append(GlobalPool("global_pool", spec.pooling))
+        if spec.drop_rate > 0:
+            head.append(Dropout("dropout", spec.drop_rate))
+        if spec.include_top:
+            head.append(Linear("fc", channels, spec.num_classes))
+    return final, tuple(head)
 
 
 @functools.lru_cache(maxsize=256)
 def plan(spec: ResNetSpec) -> Plan:
-    """Every layer of the network described by `spec`, named and in order."""
+    """Every step of the network described by `spec`, named and in order. Raises SpecError
+    (field "input_size") when the native input size would shrink to nothing."""
     stages = []
     c_in = spec.stem_channels
     net_stride, dilation = spec.stem_stride, 1
@@ -315,24 +258,49 @@ def plan(spec: ResNetSpec) -> Plan:
             )
             c_in = planes * spec.expansion
         stages.append(tuple(stage))
+    final, head = _head(spec, c_in)
+    p = Plan(spec=spec, stem=_stem(spec), stages=tuple(stages), final=final, head=head)
+    _check_geometry(p)
+    return p
 
-    head: list[Layer] = []
-    if spec.preact:
-        head.append(BatchNorm("bn_final", c_in))
-    if spec.include_top:
-        head.append(Linear("fc", c_in, spec.num_classes))
-    return Plan(spec=spec, stem=_stem(spec), stages=tuple(stages), head=tuple(head))
+
+def _check_geometry(p: Plan) -> None:
+    """Every map of a native-size input keeps at least one pixel, and each block's branch and
+    shortcut meet at the same size."""
+    size = (p.spec.input_size,) * 2
+    for step in p.stem:
+        size = _checked(p.spec, step, size)
+    for block in p.blocks:
+        branch = size
+        for step in block.branch:
+            branch = _checked(p.spec, step, branch)
+        shortcut = sequence_output_size(block.shortcut, size)
+        if shortcut != branch:
+            raise SpecError("input_size", f"{block.name}'s branch gives {branch} but its shortcut {shortcut} "
+                            f"for {p.spec.input_size}x{p.spec.input_size} inputs")
+        size = branch
+
+
+def _checked(spec: ResNetSpec, step: Step, size: tuple[int, int]) -> tuple[int, int]:
+    out = output_size(step, size)
+    if min(out) < 1:
+        raise SpecError("input_size", f"{spec.input_size}x{spec.input_size} inputs shrink to nothing at "
+                        f"{step.name} (input {size[0]}x{size[1]}); expected a larger input_size")
+    return out
 
 
 def foldable_pairs(p: Plan) -> tuple[tuple[Conv, BatchNorm], ...]:
     """(conv, BatchNorm) pairs in which the BatchNorm directly follows the conv and is the only
     reader of its output: at inference the BatchNorm folds into the conv's weight and bias.
-    Pre-activation blocks keep the BatchNorm on their input (a ReLU stands between it and the
-    next conv) and the final one."""
-    sequences = [p.stem] + [b.layers for b in p.blocks] + [b.shortcut for b in p.blocks]
+    A BatchNorm at the start of a sequence (pre-activation) has no conv of its own to fold into."""
+    sequences = [p.stem, p.final]
+    for b in p.blocks:
+        sequences += [b.branch, b.shortcut, b.after_add]
+        sequences += [seq for s in b.branch if isinstance(s, SplitAttention) for seq in (s.splits, s.attention)]
+    shared = {b.shortcut_from for b in p.blocks}  # outputs that a shortcut reads too
     return tuple(
         (a, b)
         for seq in sequences
         for a, b in zip(seq, seq[1:])
-        if isinstance(a, Conv) and isinstance(b, BatchNorm)
+        if isinstance(a, Conv) and isinstance(b, BatchNorm) and a.name not in shared
     )

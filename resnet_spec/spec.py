@@ -10,19 +10,30 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-BLOCKS = ("basic", "bottleneck", "preact_basic", "preact_bottleneck", "splat_bottleneck")
 STEMS = ("classic", "deep", "cifar")
 SHORTCUTS = ("projection", "avg_down", "zero_pad")
 POOLINGS = ("avg", "max", None)
 
-# Channel expansion of a block's output over its "planes".
-EXPANSION = {
-    "basic": 1,
-    "preact_basic": 1,
-    "bottleneck": 4,
-    "preact_bottleneck": 4,
-    "splat_bottleneck": 4,
+
+@dataclass(frozen=True)
+class BlockKind:
+    """What one kind of residual block is made of. The plan builds every block from these facts
+    alone, so this table is the only place a block kind is told apart from another."""
+
+    convs: int  # 2: two 3x3 convs (basic); 3: 1x1, 3x3, 1x1 (bottleneck)
+    expansion: int  # a block outputs expansion * "planes" channels
+    preact: bool = False  # BatchNorm and ReLU before each conv, nothing after the sum
+    split_attention: bool = False  # the 3x3 conv is ResNeSt's split-attention conv
+
+
+BLOCK_KINDS = {
+    "basic": BlockKind(convs=2, expansion=1),
+    "bottleneck": BlockKind(convs=3, expansion=4),
+    "preact_basic": BlockKind(convs=2, expansion=1, preact=True),
+    "preact_bottleneck": BlockKind(convs=3, expansion=4, preact=True),
+    "splat_bottleneck": BlockKind(convs=3, expansion=4, split_attention=True),
 }
+BLOCKS = tuple(BLOCK_KINDS)
 
 
 class SpecError(ValueError):
@@ -98,12 +109,28 @@ class ResNetSpec:
     # Derived facts every builder needs; kept here so no builder recomputes them differently.
 
     @property
+    def kind(self) -> BlockKind:
+        return BLOCK_KINDS[self.block]
+
+    @property
     def expansion(self) -> int:
-        return EXPANSION[self.block]
+        return self.kind.expansion
 
     @property
     def preact(self) -> bool:
-        return self.block.startswith("preact")
+        return self.kind.preact
+
+    def inner_width(self, planes: int) -> int:
+        """Channels of a bottleneck's 3x3 conv in a stage of `planes` (ResNeXt's groups times
+        width per group, scaled as torchvision does); a basic block's convs have `planes`."""
+        if self.kind.convs == 2:
+            return planes
+        return int(planes * (self.width_per_group / 64.0)) * self.groups
+
+    def attention_width(self, width: int) -> int:
+        """Channels of split attention's squeeze (fc1) for a 3x3 conv of `width` channels, as in
+        the official ResNeSt repository (reduction 4, at least 32)."""
+        return max(width * self.radix // 4, 32)
 
     @property
     def stem_channels(self) -> int:
@@ -132,8 +159,7 @@ class ResNetSpec:
     @property
     def depth(self) -> int:
         """Layers with weights along the main path, as in the variant names (resnet50: 50)."""
-        convs_per_block = 3 if self.expansion == 4 else 2
-        return convs_per_block * sum(self.layers) + 2
+        return self.kind.convs * sum(self.layers) + 2
 
     def replace(self, **changes) -> "ResNetSpec":
         """A copy with some fields changed, validated again. Unknown fields are an error."""
@@ -180,7 +206,7 @@ def _validate(s: ResNetSpec) -> None:
     check(s.in_channels >= 1, "in_channels", f"got {s.in_channels}, expected >= 1")
     check(s.input_size >= 1, "input_size", f"got {s.input_size}, expected >= 1")
 
-    bottleneck = s.expansion == 4
+    bottleneck = s.kind.convs == 3
     check(
         bottleneck or s.groups == 1,
         "groups",
@@ -194,15 +220,16 @@ def _validate(s: ResNetSpec) -> None:
     )
     check(s.groups >= 1, "groups", f"got {s.groups}, expected >= 1")
     check(s.width_per_group >= 1, "width_per_group", f"got {s.width_per_group}, expected >= 1")
-    if s.block == "splat_bottleneck":
+    if s.kind.split_attention:
         check(s.radix >= 1, "radix", f"got {s.radix}; a splat_bottleneck needs radix >= 1")
     else:
         check(s.radix == 0, "radix", f"got {s.radix} for a {s.block} block; only splat_bottleneck splits")
         check(not s.avd, "avd", f"avd downsampling is only defined for splat_bottleneck, not {s.block}")
     check(s.avd or not s.avd_first, "avd_first", "avd_first=True needs avd=True")
+    _validate_widths(s, check)
     if s.shortcut == "zero_pad":
         check(
-            s.block == "basic",
+            s.kind == BLOCK_KINDS["basic"],
             "shortcut",
             f"option A zero padding needs basic blocks (got {s.block})",
         )
@@ -233,3 +260,31 @@ def _validate(s: ResNetSpec) -> None:
         "output_stride",
         f"got {s.output_stride}, expected one of {allowed} for {s.name}",
     )
+
+
+def _validate_widths(s: ResNetSpec, check) -> None:
+    """What the plan derives from the widths: no layer may be empty, and grouped convolutions
+    must split their channels evenly (no builder can realise them otherwise)."""
+    for i, planes in enumerate(s.widths):
+        width = s.inner_width(planes)
+        check(
+            width >= 1,
+            "widths",
+            f"stage {i + 1} would have an empty 3x3 conv: int({planes} * {s.width_per_group} / 64) * "
+            f"{s.groups} groups = 0 channels; expected widths[{i}] * width_per_group >= 64",
+        )
+        if s.kind.split_attention:
+            splits = s.groups * s.radix
+            check(
+                width % splits == 0,
+                "radix",
+                f"stage {i + 1}'s 3x3 conv has {width} channels, which do not split into groups * radix = "
+                f"{splits} equal groups",
+            )
+            inter = s.attention_width(width)
+            check(
+                inter % s.groups == 0,
+                "groups",
+                f"stage {i + 1}'s split attention squeezes to {inter} channels, which do not split into "
+                f"{s.groups} groups",
+            )

@@ -5,7 +5,7 @@
     >>> backbone = resnet_tf.create_model("resnest50", features_only=True, output_stride=16)
 
 Layers carry the same names as resnet_torch's modules ("conv1", "layer1.0.bn1", "fc", ...), so
-weights map between the two by name (see parity.porting). Public Keras 3 API only; this package
+weights map between the two by name (see parity.core.porting). Public Keras 3 API only; this package
 never imports torch.
 """
 

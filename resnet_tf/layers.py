@@ -22,56 +22,62 @@ PACKAGE = "resnet_tf"
 CONV_INIT = keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal")
 
 
-def make(layer: rs.plan.Layer, zero_init: bool = False) -> keras.layers.Layer:
-    """The Keras layer for one layer descriptor of the plan, named exactly as the plan names it.
-
-    `zero_init` starts the layer's output at zero (BatchNorm scale or conv kernel), as
-    zero_init_residual asks for the last layer of a residual branch.
-    """
-    if isinstance(layer, rs.Conv):
+def make(step: rs.Step) -> keras.layers.Layer:
+    """The Keras layer for one step of the plan, named exactly as the plan names it. A step the
+    plan marks zero_init (zero_init_residual) starts its output at zero (BatchNorm scale or
+    conv kernel)."""
+    zero_init = getattr(step, "zero_init", False)
+    if isinstance(step, rs.Conv):
         return Conv2D(
-            layer.out_channels,
-            layer.kernel_size,
-            strides=layer.stride,
+            step.out_channels,
+            step.kernel_size,
+            strides=step.stride,
             padding="valid",  # explicit symmetric padding comes from pad_for(); see there
-            dilation_rate=layer.dilation,
-            groups=layer.groups,
-            use_bias=layer.bias,
+            dilation_rate=step.dilation,
+            groups=step.groups,
+            use_bias=step.bias,
             kernel_initializer="zeros" if zero_init else CONV_INIT,
             bias_initializer="zeros",
-            name=layer.name,
+            name=step.name,
         )
-    if isinstance(layer, rs.BatchNorm):
+    if isinstance(step, rs.BatchNorm):
         return BatchNorm(
-            epsilon=layer.eps,
-            momentum=1.0 - layer.momentum,  # Keras keeps `momentum` of the old value, torch of the new
+            epsilon=step.eps,
+            momentum=1.0 - step.momentum,  # Keras keeps `momentum` of the old value, torch of the new
             gamma_initializer="zeros" if zero_init else "ones",
-            name=layer.name,
+            name=step.name,
         )
-    if isinstance(layer, rs.Linear):
+    if isinstance(step, rs.ReLU):
+        return keras.layers.ReLU(name=step.name)
+    if isinstance(step, rs.Linear):
         # torch.nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias.
-        bound = layer.in_features**-0.5
+        bound = step.in_features**-0.5
         return keras.layers.Dense(
-            layer.out_features,
+            step.out_features,
             kernel_initializer=keras.initializers.VarianceScaling(1.0 / 3.0, "fan_in", "uniform"),
             bias_initializer=keras.initializers.RandomUniform(-bound, bound),
-            name=layer.name,
+            name=step.name,
         )
-    if isinstance(layer, rs.Pool):
-        if layer.is_identity:  # avg-down shortcut of a stride-1 block: kept so the names line up
-            return keras.layers.Identity(name=layer.name)
+    if isinstance(step, rs.Pool):
+        if step.is_identity:  # avg-down shortcut of a stride-1 block: kept so the names line up
+            return keras.layers.Identity(name=step.name)
         return Pool2D(
-            layer.kind,
-            layer.kernel_size,
-            layer.stride,
-            layer.padding,
-            ceil_mode=layer.ceil_mode,
-            count_include_pad=layer.count_include_pad,
-            name=layer.name,
+            step.kind,
+            step.kernel_size,
+            step.stride,
+            step.padding,
+            ceil_mode=step.ceil_mode,
+            count_include_pad=step.count_include_pad,
+            name=step.name,
         )
-    if isinstance(layer, rs.ZeroPadShortcut):
-        return ZeroPadShortcut(layer.stride, layer.pad_before, layer.pad_after, name=layer.name)
-    raise TypeError(f"no Keras layer for layer descriptor {layer!r}")
+    if isinstance(step, rs.ZeroPadShortcut):
+        return ZeroPadShortcut(step.stride, step.pad_before, step.pad_after, name=step.name)
+    if isinstance(step, rs.GlobalPool):
+        pool = keras.layers.GlobalAveragePooling2D if step.kind == "avg" else keras.layers.GlobalMaxPooling2D
+        return pool(name=step.name)
+    if isinstance(step, rs.Dropout):
+        return keras.layers.Dropout(step.rate, name=step.name)
+    raise TypeError(f"no Keras layer for step {step!r}")
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -184,16 +190,6 @@ def pad_for(conv: rs.Conv) -> keras.layers.Layer | None:
     return keras.layers.ZeroPadding2D(conv.padding, name=f"{conv.name}_pad")
 
 
-def _pool_extent(size, kernel: int, stride: int, padding: int, ceil_mode: bool):
-    """Output length of a pool along one axis by PyTorch's rules; `size` may be a tensor."""
-    span = size + 2 * padding - kernel
-    if not ceil_mode:
-        return span // stride + 1
-    out = -(-span // stride) + 1
-    # PyTorch drops a last window that would start in the right padding.
-    return out - ops.cast((out - 1) * stride >= size + padding, "int32") if padding else out
-
-
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class Pool2D(keras.layers.Layer):
     """Max or average pooling with PyTorch's semantics (torch.nn.MaxPool2d / AvgPool2d).
@@ -237,7 +233,9 @@ class Pool2D(keras.layers.Layer):
                 y = y / self._window_fraction(x, widths)
         if self.ceil_mode and p:
             height, width = ops.shape(x)[1], ops.shape(x)[2]
-            y = y[:, : _pool_extent(height, k, s, p, True), : _pool_extent(width, k, s, p, True)]
+            extent = functools.partial(rs.output_length, kernel=k, stride=s, padding=p, ceil_mode=True,
+                                       minimum=ops.minimum)
+            y = y[:, : extent(height), : extent(width)]
         return y
 
     def _window_fraction(self, x, widths):
@@ -253,15 +251,8 @@ class Pool2D(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         n, h, w, c = input_shape
         k, s, p, ceil = self.kernel_size, self.stride, self.padding, self.ceil_mode
-
-        def extent(size):
-            if size is None:
-                return None
-            span = size + 2 * p - k
-            out = (-(-span // s) if ceil else span // s) + 1
-            return out - 1 if ceil and (out - 1) * s >= size + p else out
-
-        return (n, extent(h), extent(w), c)
+        extent = functools.partial(rs.output_length, kernel=k, stride=s, padding=p, ceil_mode=ceil)
+        return (n, None if h is None else extent(h), None if w is None else extent(w), c)
 
     def get_config(self):
         return {
@@ -292,8 +283,7 @@ class ZeroPadShortcut(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         n, h, w, c = input_shape
-        s = self.stride
-        sub = (lambda v: None if v is None else -(-v // s))
+        sub = (lambda v: None if v is None else rs.output_length(v, 1, self.stride))
         return (n, sub(h), sub(w), c + self.pad_before + self.pad_after)
 
     def get_config(self):

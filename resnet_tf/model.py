@@ -9,7 +9,7 @@ import keras
 
 import resnet_spec as rs
 
-from .blocks import BLOCK_FUNCTIONS, apply, output_name, relu
+from .blocks import block, output_name, walk
 from .layers import PACKAGE
 
 
@@ -50,9 +50,8 @@ class ResNet(keras.Model):
         return rs.plan(self._spec)
 
     def tap_layer_names(self) -> "OrderedDict[str, str]":
-        """Tap name -> the Keras layer whose output it is, in forward order: "stem" (the input
-        of layer1), every block ("layer1.0"), every stage ("layer1": its last block, before a
-        pre-activation network's final BatchNorm) and, unless features_only, "output"."""
+        """Tap name -> the Keras layer whose output it is, for every tap of the plan
+        (`self.plan.taps()`), in forward order."""
         return OrderedDict(self._taps)
 
     def get_config(self):
@@ -79,36 +78,19 @@ def _allow_graph_depth(spec: rs.ResNetSpec) -> None:
 def _outputs(spec: rs.ResNetSpec, x):
     """The model's output tensor(s), and the tap name -> layer name map (see tap_layer_names)."""
     p = rs.plan(spec)
-    taps = OrderedDict()
-    for layer in p.stem:
-        x = apply(layer, x)
-        taps["stem"] = layer.name
-        if isinstance(layer, rs.BatchNorm):  # every stem BatchNorm is followed by a ReLU
-            x = relu(x, layer.name)
-            taps["stem"] = f"{layer.name}_relu"
-
-    block_fn = BLOCK_FUNCTIONS[spec.block]
+    x = walk(p.stem, x)
+    made = {"stem": output_name(p.stem[-1])}
     features = []
     for stage_name, stage in zip(p.stage_names, p.stages):
-        for block in stage:
-            x = block_fn(block, x, spec.zero_init_residual)
-            taps[block.name] = output_name(block)
-        taps[stage_name] = output_name(stage[-1])
+        for b in stage:
+            x = block(b, x)
+            made[b.name] = output_name(b)
+        made[stage_name] = made[stage[-1].name]
         features.append(x)
-
-    head = {layer.name: layer for layer in p.head}
-    if "bn_final" in head:  # pre-activation: normalise the last stage's output once more
-        features[-1] = relu(apply(head["bn_final"], features[-1]), "bn_final")
+    features[-1] = walk(p.final, features[-1])
+    taps = OrderedDict((name, made.get(name)) for name in p.taps())
     if spec.features_only:
         return features, taps
-
-    x, last = features[-1], "bn_final_relu" if "bn_final" in head else taps[p.stage_names[-1]]
-    if spec.pooling is not None:
-        pool = keras.layers.GlobalAveragePooling2D if spec.pooling == "avg" else keras.layers.GlobalMaxPooling2D
-        x, last = pool(name="global_pool")(x), "global_pool"
-    if spec.drop_rate > 0:
-        x, last = keras.layers.Dropout(spec.drop_rate, name="dropout")(x), "dropout"
-    if "fc" in head:
-        x, last = apply(head["fc"], x), "fc"
-    taps["output"] = last
-    return x, taps
+    last = (p.final + p.head)[-1:]
+    taps["output"] = output_name(last[0]) if last else made[p.stage_names[-1]]
+    return walk(p.head, features[-1]), taps

@@ -19,9 +19,9 @@ import resnet_spec
 if importlib.util.find_spec("triton") is not None:
     import triton  # noqa: F401
 
-from .blocks import PreActBlock, ResidualBlock, SplitAttentionBottleneck
+from .blocks import Block
 from .folding import fold_batchnorm
-from .layers import SplitAttentionConv, ZeroPadShortcut
+from .layers import GlobalPool, SplitAttentionConv, ZeroPadShortcut
 from .model import ResNet
 
 
@@ -39,6 +39,6 @@ def create_model(name: str | resnet_spec.ResNetSpec, num_classes: int | None = N
 globals().update(resnet_spec.builders(create_model, "torch.nn.Module"))
 
 __all__ = [
-    "PreActBlock", "ResNet", "ResidualBlock", "SplitAttentionBottleneck",
-    "SplitAttentionConv", "ZeroPadShortcut", "create_model", "fold_batchnorm", *resnet_spec.names(),
+    "Block", "GlobalPool", "ResNet", "SplitAttentionConv", "ZeroPadShortcut", "create_model", "fold_batchnorm",
+    *resnet_spec.names(),
 ]

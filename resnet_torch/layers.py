@@ -1,4 +1,4 @@
-"""torch.nn modules for the plan's layer descriptors, and the two layers PyTorch lacks."""
+"""torch.nn modules for the plan's step descriptors, and the layers PyTorch lacks."""
 
 from __future__ import annotations
 
@@ -9,38 +9,98 @@ from torch import nn
 import resnet_spec as rs
 
 
-def make(layer: rs.plan.Layer) -> nn.Module:
-    """The torch module for one layer descriptor of the plan."""
-    if isinstance(layer, rs.Conv):
+def make(step: rs.Step, inplace: bool = True) -> nn.Module:
+    """The torch module for one step of the plan. `inplace` lets a ReLU overwrite its input,
+    which the caller allows only where nothing else reads that input."""
+    if isinstance(step, rs.Conv):
         return nn.Conv2d(
-            layer.in_channels,
-            layer.out_channels,
-            layer.kernel_size,
-            stride=layer.stride,
-            padding=layer.padding,
-            dilation=layer.dilation,
-            groups=layer.groups,
-            bias=layer.bias,
+            step.in_channels,
+            step.out_channels,
+            step.kernel_size,
+            stride=step.stride,
+            padding=step.padding,
+            dilation=step.dilation,
+            groups=step.groups,
+            bias=step.bias,
         )
-    if isinstance(layer, rs.BatchNorm):
-        return nn.BatchNorm2d(layer.channels, eps=layer.eps, momentum=layer.momentum)
-    if isinstance(layer, rs.Linear):
-        return nn.Linear(layer.in_features, layer.out_features)
-    if isinstance(layer, rs.Pool):
-        if layer.is_identity:
+    if isinstance(step, rs.BatchNorm):
+        return nn.BatchNorm2d(step.channels, eps=step.eps, momentum=step.momentum)
+    if isinstance(step, rs.ReLU):
+        return nn.ReLU(inplace=inplace)
+    if isinstance(step, rs.Linear):
+        return nn.Linear(step.in_features, step.out_features)
+    if isinstance(step, rs.Pool):
+        if step.is_identity:
             return nn.Identity()
-        if layer.kind == "max":
-            return nn.MaxPool2d(layer.kernel_size, layer.stride, layer.padding, ceil_mode=layer.ceil_mode)
+        if step.kind == "max":
+            return nn.MaxPool2d(step.kernel_size, step.stride, step.padding, ceil_mode=step.ceil_mode)
         return nn.AvgPool2d(
-            layer.kernel_size,
-            layer.stride,
-            layer.padding,
-            ceil_mode=layer.ceil_mode,
-            count_include_pad=layer.count_include_pad,
+            step.kernel_size,
+            step.stride,
+            step.padding,
+            ceil_mode=step.ceil_mode,
+            count_include_pad=step.count_include_pad,
         )
-    if isinstance(layer, rs.ZeroPadShortcut):
-        return ZeroPadShortcut(layer.stride, layer.pad_before, layer.pad_after)
-    raise TypeError(f"no torch module for layer descriptor {layer!r}")
+    if isinstance(step, rs.ZeroPadShortcut):
+        return ZeroPadShortcut(step.stride, step.pad_before, step.pad_after)
+    if isinstance(step, rs.SplitAttention):
+        return SplitAttentionConv(step)
+    if isinstance(step, rs.GlobalPool):
+        return GlobalPool(step.kind)
+    if isinstance(step, rs.Dropout):
+        return nn.Dropout(step.rate)
+    raise TypeError(f"no torch module for step {step!r}")
+
+
+def add_steps(parent: nn.Module, steps, prefix: str, shared: str | None = None,
+              owns_input: bool = False) -> tuple[str, ...]:
+    """Register one module per step on `parent`, under its name relative to `prefix` ("layer1.0."),
+    and return the names of the children to call, in order. Steps whose local names share a first
+    part ("conv1.0", "conv1.1", ...; "downsample.0", ...) become one nn.Sequential of that name,
+    as torchvision and timm nest them, so the state_dict keys are theirs.
+
+    A ReLU works in place unless it reads the output of the step named `shared` (which a shortcut
+    reads too) or the sequence's input, which others may hold unless `owns_input`."""
+    order: list[str] = []
+    previous = None
+    for step in steps:
+        local = step.name[len(prefix):]
+        inplace = owns_input if previous is None else previous != shared
+        module = make(step, inplace)
+        head, _, rest = local.partition(".")
+        if rest:
+            if head not in parent._modules:
+                parent.add_module(head, nn.Sequential())
+                order.append(head)
+            parent.get_submodule(head).add_module(rest, module)
+        else:
+            parent.add_module(local, module)
+            order.append(local)
+        previous = step.name
+    return tuple(order)
+
+
+def run(parent: nn.Module, names: tuple[str, ...], x: torch.Tensor) -> torch.Tensor:
+    """Call `parent`'s children `names` in order (looked up each time, so a module swapped in by
+    BatchNorm folding takes effect)."""
+    for name in names:
+        x = getattr(parent, name)(x)
+    return x
+
+
+class GlobalPool(nn.Module):
+    """Average or max over the whole map, flattened to (N, C)."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = F.adaptive_avg_pool2d(x, 1) if self.kind == "avg" else F.adaptive_max_pool2d(x, 1)
+        return torch.flatten(pooled, 1)
+
+    def extra_repr(self) -> str:
+        return self.kind
 
 
 class ZeroPadShortcut(nn.Module):
@@ -60,30 +120,22 @@ class ZeroPadShortcut(nn.Module):
 
 
 class SplitAttentionConv(nn.Module):
-    """ResNeSt's split-attention 3x3 conv (SplAtConv2d in the official repository, same names).
+    """ResNeSt's split-attention 3x3 conv (SplAtConv2d in the official repository, same names),
+    as its plan step describes it (resnet_spec.SplitAttention)."""
 
-    The conv produces `radix` splits of `channels` channels each; their sum is pooled and
-    squeezed by fc1/fc2 into one logit per split and channel, and a softmax over the radix
-    (per cardinal group) weights the splits before they are summed.
-    """
-
-    def __init__(self, block: rs.Block):
+    def __init__(self, step: rs.SplitAttention):
         super().__init__()
-        self.conv = make(block.layer("conv2.conv"))
-        self.bn0 = make(block.layer("conv2.bn0"))
-        self.fc1 = make(block.layer("conv2.fc1"))
-        self.bn1 = make(block.layer("conv2.bn1"))
-        self.fc2 = make(block.layer("conv2.fc2"))
-        self.relu = nn.ReLU(inplace=True)
-        self.radix, self.cardinality = block.radix, block.groups
+        prefix = step.name + "."
+        self.splits = add_steps(self, step.splits, prefix)
+        self.attention = add_steps(self, step.attention, prefix)
+        self.radix, self.cardinality = step.radix, step.cardinality
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(self.bn0(self.conv(x)))
+        x = run(self, self.splits, x)
         batch = x.shape[0]
         splits = x.unflatten(1, (self.radix, -1))  # (N, radix, C, H, W)
         gap = splits.sum(1).mean((2, 3), keepdim=True)
-        gap = self.relu(self.bn1(self.fc1(gap)))
-        logits = self.fc2(gap).view(batch, self.cardinality, self.radix, -1)
+        logits = run(self, self.attention, gap).view(batch, self.cardinality, self.radix, -1)
         if self.radix > 1:
             attention = logits.softmax(dim=2).transpose(1, 2)  # (N, radix, card, C/card)
         else:

@@ -1,0 +1,140 @@
+"""One preprocessing definition for both frameworks: decode, resize, centre crop, normalise.
+
+The definition (`Preprocessing`) holds numbers only; `to_torch` and `to_keras` carry it out
+with each framework's own operations, and a test holds the two to the same tensor:
+
+1. decode with Pillow to RGB, scale to [0, 1] in float32;
+2. resize so that the shorter side is `resize` (the longer one scaled by the same factor and
+   truncated, as torchvision's Resize), bilinear with antialiasing as Pillow and torchvision
+   define it (a triangle filter widened by the downscaling factor, weights renormalised at
+   the borders). The filter weights are computed once here, in float64 (`resize_matrix`), and
+   both frameworks apply them as two matrix products. Their native resizes do not agree
+   closely enough: TensorFlow's antialiased bilinear differs from PyTorch's by 2e-5 (of the
+   [0, 1] range) even in float64, and PyTorch's float32 kernel from its own float64 by 1e-5;
+3. centre crop `crop` x `crop` (offsets rounded as torchvision's CenterCrop);
+4. subtract `mean`, divide by `std`, per channel; NCHW for PyTorch, NHWC for Keras.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+import resnet_spec as rs
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# Per-channel statistics of the CIFAR-10 training images.
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+STATISTICS = {"imagenet": (IMAGENET_MEAN, IMAGENET_STD), "cifar10": (CIFAR10_MEAN, CIFAR10_STD)}
+
+# ImageNet evaluation resizes to crop / 0.875 (256 for 224) before the centre crop.
+CROP_FRACTION = 0.875
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    resize: int  # the shorter side after resizing
+    crop: int  # side of the square centre crop
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def __post_init__(self):
+        if not 1 <= self.crop <= self.resize:
+            raise ValueError(f"crop: got {self.crop}, expected 1 <= crop <= resize ({self.resize})")
+
+    def with_statistics(self, name: str) -> "Preprocessing":
+        """The same geometry with the named statistics ("imagenet" or "cifar10")."""
+        if name not in STATISTICS:
+            raise ValueError(f"statistics: got {name!r}, expected one of {sorted(STATISTICS)}")
+        mean, std = STATISTICS[name]
+        return dataclasses.replace(self, mean=mean, std=std)
+
+    def resized_size(self, height: int, width: int) -> tuple[int, int]:
+        if height <= width:
+            return self.resize, int(self.resize * width / height)
+        return int(self.resize * height / width), self.resize
+
+    def crop_offsets(self, height: int, width: int) -> tuple[int, int]:
+        return int(round((height - self.crop) / 2.0)), int(round((width - self.crop) / 2.0))
+
+
+def for_spec(spec: rs.ResNetSpec) -> Preprocessing:
+    """The evaluation preprocessing of a variant: CIFAR networks see 32x32 with CIFAR-10
+    statistics, the others the ImageNet protocol at their native size (224 from 256, ...)."""
+    if spec.family == "cifar":
+        return Preprocessing(spec.input_size, spec.input_size, CIFAR10_MEAN, CIFAR10_STD)
+    return Preprocessing(int(spec.input_size / CROP_FRACTION), spec.input_size, IMAGENET_MEAN, IMAGENET_STD)
+
+
+def resize_matrix(in_size: int, out_size: int) -> np.ndarray:
+    """(out_size, in_size) weights of the antialiased bilinear resize along one axis, with
+    Pillow's (and torchvision's antialias=True) filter: output pixel i is centred at
+    (i + 0.5) * scale in the input, and its triangle filter spans max(scale, 1) pixels each
+    side, clipped to the image and renormalised."""
+    scale = in_size / out_size
+    support = max(scale, 1.0)
+    weights = np.zeros((out_size, in_size))
+    for i in range(out_size):
+        centre = (i + 0.5) * scale
+        lo, hi = max(int(centre - support + 0.5), 0), min(int(centre + support + 0.5), in_size)
+        j = np.arange(lo, hi)
+        w = np.maximum(0.0, 1.0 - np.abs((j - centre + 0.5) / support))
+        weights[i, lo:hi] = w / w.sum()
+    return weights
+
+
+def _plan(pre: Preprocessing, height: int, width: int):
+    """The resize matrices (rows, columns), already cut to the centre crop, as float32."""
+    h, w = pre.resized_size(height, width)
+    top, left = pre.crop_offsets(h, w)
+    rows = resize_matrix(height, h)[top : top + pre.crop]
+    cols = resize_matrix(width, w)[left : left + pre.crop]
+    return rows.astype(np.float32), cols.astype(np.float32)
+
+
+def load_image(path) -> np.ndarray:
+    """An image file as an RGB uint8 array (H, W, 3), through Pillow."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def _as_float(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an RGB image shaped (H, W, 3), got shape {image.shape}")
+    return image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image.astype(np.float32)
+
+
+def to_torch(images, pre: Preprocessing):
+    """A list of RGB images (uint8, or float in [0, 1], each (H, W, 3)) as one NCHW torch batch."""
+    from ..core.frameworks import torch
+
+    out = []
+    mean, std = torch.tensor(pre.mean).view(3, 1, 1), torch.tensor(pre.std).view(3, 1, 1)
+    for image in images:
+        x = torch.from_numpy(_as_float(image))
+        rows, cols = (torch.from_numpy(m) for m in _plan(pre, *x.shape[:2]))
+        x = torch.einsum("ih,hwc,jw->cij", rows, x, cols)  # resize and crop, to CHW
+        out.append((x - mean) / std)
+    return torch.stack(out)
+
+
+def to_keras(images, pre: Preprocessing):
+    """The same as to_torch with keras.ops: one NHWC batch (a backend tensor)."""
+    from ..core.frameworks import keras
+
+    ops = keras.ops
+    out = []
+    mean, std = np.array(pre.mean, "float32"), np.array(pre.std, "float32")
+    for image in images:
+        x = _as_float(image)
+        rows, cols = _plan(pre, *x.shape[:2])
+        x = ops.einsum("ih,hwc,jw->ijc", rows, x, cols)  # resize and crop, HWC
+        out.append((x - mean) / std)
+    return ops.stack(out)

@@ -1,0 +1,132 @@
+"""Any source a user names, read into the models it holds: the one loader behind convert,
+predict and the exports.
+
+A source is a PyTorch-side file (see checkpoints), a Keras-side file (see keras_io), or the
+name of a registered variant (its weights seeded random, or PyTorch's initialisation). Files
+are read safely and their architecture is inferred (see identify) unless `arch` is given.
+
+Importing this module loads torch (for the state_dicts), never TensorFlow: Keras loads only
+when a Keras model is asked for or a Keras file is read.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+
+import resnet_torch
+import resnet_spec as rs
+
+from ..core import porting, testing
+from ..core.frameworks import FRAMEWORKS
+from . import checkpoints, keras_io
+from .atomic import full_suffix
+from .errors import CheckpointError
+from .identify import identify
+
+TORCH_SIDE = checkpoints.TORCH_SUFFIXES + (checkpoints.SAFETENSORS_SUFFIX,)
+KERAS_SIDE = keras_io.KERAS_SUFFIXES
+WEIGHTS = ("random", "initial")  # of a variant named as the source
+
+
+def side(path: str | os.PathLike) -> str:
+    """"torch" or "keras" by the file name, or a CheckpointError naming the suffixes known."""
+    suffix = full_suffix(path)
+    if suffix in TORCH_SIDE:
+        return "torch"
+    if suffix in KERAS_SIDE:
+        return "keras"
+    raise CheckpointError(
+        f"{path}: unsupported file type {suffix or '(no suffix)'!r}; PyTorch: {', '.join(TORCH_SIDE)}; "
+        f"Keras: {', '.join(KERAS_SIDE)}"
+    )
+
+
+def read_torch_checkpoint(path, arch=None, num_classes=None, key=None):
+    """(state_dict under our names, spec, notes) from a PyTorch-side file; see load_checkpoint."""
+    obj = checkpoints.read_torch_file(path)
+    state_dict, found = checkpoints.find_state_dict(obj, key, source=str(path))
+    state_dict, notes = checkpoints.normalize_keys(state_dict)
+    if found:
+        notes.insert(0, f"state_dict nested under {found!r}")
+    spec = identify({k: v.shape for k, v in state_dict.items()}, arch, num_classes, source=str(path))
+    return state_dict, spec, notes
+
+
+def keras_state_dict(keras_model, record: dict) -> "OrderedDict[str, torch.Tensor]":
+    """The PyTorch state_dict of a Keras model read from a file, with the BatchNorm counters its
+    record kept (else porting.NUM_BATCHES_TRACKED)."""
+    state_dict = porting.keras_to_state_dict(keras_model)
+    for k, value in record.get(rs.BN_COUNTER, {}).items():
+        if k in state_dict:
+            state_dict[k] = torch.tensor(value, dtype=torch.long)
+    return state_dict
+
+
+def load_checkpoint(path, arch: str | None = None, num_classes: int | None = None, key: str | None = None):
+    """(state_dict, architecture name) from any supported file, read safely.
+
+    The state_dict has our (torchvision's) key names, whatever the file's nesting, prefix or
+    classifier name, and fits `resnet_torch.create_model(name, num_classes)` with strict=True
+    (num_classes = state_dict["fc.weight"].shape[0]). The name is inferred from the tensors
+    unless `arch` is given (then checked). `key` picks a nested entry, e.g. "state_dict_ema".
+    Keras files give the state_dict of their weights (num_batches_tracked as recorded by
+    parity, else 0)."""
+    if side(path) == "keras":
+        model, record = keras_io.load(path, arch, num_classes)
+        return keras_state_dict(model, record), model.spec.name
+    state_dict, spec, _ = read_torch_checkpoint(path, arch, num_classes, key)
+    return state_dict, spec.name
+
+
+def torch_model(spec: rs.ResNetSpec, state_dict) -> "torch.nn.Module":
+    """The model holding the state_dict's own tensors (float32), in eval mode: built on the meta
+    device, so no memory is allocated and nothing is initialised only to be overwritten.
+    BatchNorm counters a file lacks start at porting.NUM_BATCHES_TRACKED."""
+    with torch.device("meta"):
+        model = resnet_torch.ResNet(spec)
+    tensors = {k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()}
+    for k in model.plan.counter_keys():
+        tensors.setdefault(k, torch.tensor(porting.NUM_BATCHES_TRACKED, dtype=torch.long))
+    model.load_state_dict(tensors, strict=True, assign=True)
+    return model.eval()
+
+
+def load_models(source, frameworks=FRAMEWORKS, arch: str | None = None, num_classes: int | None = None,
+                key: str | None = None, weights: str = "random", seed: int = 0) -> dict:
+    """framework -> model in inference mode holding the same weights, for each of `frameworks`.
+
+    `source`: a checkpoint or Keras file (architecture inferred, or checked against `arch`;
+    `key` picks a nested entry), or a variant name, whose weights are then
+    parity.testing.randomize_torch's (weights="random", seeded) or PyTorch's initialisation
+    (weights="initial", seeded too)."""
+    unknown = [f for f in frameworks if f not in FRAMEWORKS]
+    if unknown or not frameworks:
+        raise ValueError(f"frameworks: got {tuple(frameworks)}, expected some of {FRAMEWORKS}")
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights: got {weights!r}, expected one of {WEIGHTS}")
+    path = Path(source)
+    models = {}
+    if not path.exists() and str(source) in rs.names():
+        with torch.random.fork_rng(devices=[]):  # seeded, without touching the caller's generator
+            torch.manual_seed(seed)
+            models["torch"] = resnet_torch.create_model(str(source), num_classes).eval()
+        if weights == "random":
+            testing.randomize_torch(models["torch"], seed)
+    elif not path.exists() and not (path.suffix or os.sep in str(source)):
+        try:
+            rs.get(str(source))
+        except rs.UnknownArchitecture as err:
+            raise CheckpointError(f"{source} is neither a file nor a known architecture ({err})") from None
+    elif side(path) == "keras":
+        models["keras"], record = keras_io.load(path, arch, num_classes)
+        models["torch"] = torch_model(models["keras"].spec, keras_state_dict(models["keras"], record))
+    else:
+        state_dict, spec, _ = read_torch_checkpoint(path, arch, num_classes, key)
+        models["torch"] = torch_model(spec, state_dict)
+    if "keras" in frameworks and "keras" not in models:
+        models["keras"] = porting.torch_to_keras(models["torch"])
+    return {f: models[f] for f in frameworks}
