@@ -25,7 +25,8 @@ def fold_batchnorm(model: keras.Model) -> keras.Model:
 
         w' = w * gamma / sqrt(var + eps),   b' = (b - mean) * gamma / sqrt(var + eps) + beta
 
-    computed in float64. The copy is a plain functional keras.Model with the same layer names.
+    computed in float64. The copy is a plain functional keras.Model with the same layer names,
+    named `<model>_folded`.
     """
     pairs = {conv.name: bn.name for conv, bn in rs.foldable_pairs(model.plan)}
     folded_norms = set(pairs.values())
@@ -39,6 +40,9 @@ def fold_batchnorm(model: keras.Model) -> keras.Model:
         return layer.__class__.from_config(config)
 
     folded = keras.models.clone_model(model, clone_function=clone)
+    # Its own name: two models of one name, each in a tf.function, crashed TensorFlow 2.21's
+    # oneDNN graph rewrite (a segmentation fault in MklLayoutRewritePass on AVX-512 machines).
+    folded.name = f"{model.name}_folded"
     for layer in folded.layers:
         source = model.get_layer(layer.name)
         if layer.name in pairs:

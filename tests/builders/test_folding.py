@@ -34,6 +34,7 @@ def test_folded_models_compute_what_the_unfolded_ones_do(name):
 
     keras_model = porting.torch_to_keras(model)
     keras_folded = resnet_tf.fold_batchnorm(keras_model)
+    assert keras_folded.name == f"{keras_model.name}_folded"  # see resnet_tf.fold_batchnorm
     nhwc = x.transpose(0, 2, 3, 1)
     assert within_contract(np.asarray(keras_folded(nhwc, training=False)), reference)
     # And as inference runs: in a tf.function (rewritten by TensorFlow's graph optimiser, which
