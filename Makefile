@@ -15,8 +15,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/resnet-parity demo
 
+# The whole suite on Keras' TensorFlow backend, then tests/backends once on each backend, each
+# backend in one process.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	KERAS_BACKEND=tensorflow $(PY) -m pytest -q --ignore=tests/backends
+	for backend in tensorflow jax torch; do KERAS_BACKEND=$$backend $(PY) -m pytest -q tests/backends || exit 1; done
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run

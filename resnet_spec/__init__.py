@@ -7,11 +7,12 @@
 
 Standard library only: both builders and the parity package depend on this, never the reverse.
 Modules, lowest first: spec (the dataclass and the table of block kinds), steps (the plan's
-descriptors), geometry (output sizes), plan (a spec expanded into named steps), cost, registry.
+descriptors), geometry (output sizes), naming (Keras-side names), plan (a spec expanded into named steps), cost, registry.
 """
 
 from .cost import Counts, count_macs, count_parameters
 from .geometry import output_length, output_size
+from .naming import KERAS_BACKENDS, keras_name
 from .plan import Plan, foldable_pairs, plan
 from .registry import FAMILIES, UnknownArchitecture, builders, get, names, resolve
 from .spec import BLOCK_KINDS, BLOCKS, POOLINGS, SHORTCUTS, STEMS, BlockKind, ResNetSpec, SpecError
@@ -37,8 +38,8 @@ from .steps import (
 
 __all__ = [
     "BLOCKS", "BLOCK_KINDS", "BN_COUNTER", "BN_EPS", "BN_MOMENTUM", "BatchNorm", "Block", "BlockKind", "Conv", "Counts",
-    "Dropout", "FAMILIES", "GlobalPool", "Linear", "POOLINGS", "Plan", "Pool", "ReLU", "ResNetSpec", "SHORTCUTS",
+    "Dropout", "FAMILIES", "GlobalPool", "KERAS_BACKENDS", "Linear", "POOLINGS", "Plan", "Pool", "ReLU", "ResNetSpec", "SHORTCUTS",
     "STEMS", "SpecError", "SplitAttention", "Step", "UnknownArchitecture", "WEIGHTED", "Weighted", "ZeroPadShortcut",
-    "builders", "count_macs", "count_parameters", "foldable_pairs", "get", "leaves", "names", "output_length",
+    "builders", "count_macs", "count_parameters", "foldable_pairs", "get", "keras_name", "leaves", "names", "output_length",
     "output_size", "plan", "resolve",
 ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import resnet_spec
 
 from .folding import FoldedBatchNorm, fold_batchnorm
-from .layers import BatchNorm, Pool2D, RadixGap, SplitAttention, ZeroPadShortcut
+from .layers import BatchNorm, GlobalPool, Pool2D, RadixGap, SplitAttention, ZeroPadShortcut, keras_name
 from .model import ResNet
 
 _SPEC = object()  # "the spec's own value" for options whose None is meaningful
@@ -47,6 +47,6 @@ def create_model(
 globals().update(resnet_spec.builders(create_model, "keras.Model"))
 
 __all__ = [
-    "BatchNorm", "FoldedBatchNorm", "Pool2D", "RadixGap", "ResNet", "SplitAttention", "ZeroPadShortcut", "create_model", "fold_batchnorm",
+    "BatchNorm", "FoldedBatchNorm", "GlobalPool", "Pool2D", "RadixGap", "ResNet", "SplitAttention", "ZeroPadShortcut", "create_model", "fold_batchnorm", "keras_name",
     *resnet_spec.names(),
 ]

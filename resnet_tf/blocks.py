@@ -1,8 +1,9 @@
 """The plan walked as a Keras functional graph: one function applies a step, one a block.
 
-Every layer of the plan comes out under the plan's name. The parameter-free helpers that only
-Keras needs get names derived from it ("<conv>_pad", "<block>.add", "<conv2>_gap", ...), so
-names stay unique and readable in model.summary().
+Every layer of the plan comes out under the plan's name (through layers.keras_name, which only
+the PyTorch backend changes). The parameter-free helpers that only Keras needs get names derived
+from it ("<conv>_pad", "<block>.add", "<conv2>_gap", ...), so names stay unique and readable in
+model.summary().
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ import keras
 
 import resnet_spec as rs
 
-from .layers import RadixGap, SplitAttention, make, pad_for
+from .layers import RadixGap, SplitAttention, keras_name, make, pad_for
 
 
 def apply(step: rs.Step, x):
     """`step` applied to `x`; a conv gets PyTorch's explicit padding in front of it."""
     if isinstance(step, rs.SplitAttention):
         splits = walk(step.splits, x)
-        gap = RadixGap(step.radix, name=f"{step.name}_gap")(splits)
+        gap = RadixGap(step.radix, name=keras_name(f"{step.name}_gap"))(splits)
         logits = walk(step.attention, gap)
         return SplitAttention(step.radix, step.cardinality, name=output_name(step))([splits, logits])
     if isinstance(step, rs.Conv):
@@ -42,14 +43,14 @@ def block(b: rs.Block, x):
         out = apply(step, out)
         if step.name == b.shortcut_from:
             shortcut = out
-    out = keras.layers.Add(name=f"{b.name}.add")([out, walk(b.shortcut, shortcut)])
+    out = keras.layers.Add(name=keras_name(f"{b.name}.add"))([out, walk(b.shortcut, shortcut)])
     return walk(b.after_add, out)
 
 
 def output_name(step: rs.Step | rs.Block) -> str:
     """The Keras layer whose output is the output of `step` (or of a whole block)."""
     if isinstance(step, rs.Block):
-        return output_name(step.after_add[-1]) if step.after_add else f"{step.name}.add"
+        return output_name(step.after_add[-1]) if step.after_add else keras_name(f"{step.name}.add")
     if isinstance(step, rs.SplitAttention):
-        return f"{step.name}_attention"
-    return step.name
+        return keras_name(f"{step.name}_attention")
+    return keras_name(step.name)

@@ -7,7 +7,7 @@ import numpy as np
 
 import resnet_spec as rs
 
-from .layers import PACKAGE
+from .layers import PACKAGE, keras_name
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -28,7 +28,7 @@ def fold_batchnorm(model: keras.Model) -> keras.Model:
     computed in float64. The copy is a plain functional keras.Model with the same layer names,
     named `<model>_folded`.
     """
-    pairs = {conv.name: bn.name for conv, bn in rs.foldable_pairs(model.plan)}
+    pairs = {keras_name(conv.name): keras_name(bn.name) for conv, bn in rs.foldable_pairs(model.plan)}
     folded_norms = set(pairs.values())
 
     def clone(layer):

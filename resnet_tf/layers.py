@@ -22,11 +22,18 @@ PACKAGE = "resnet_tf"
 CONV_INIT = keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal")
 
 
+def keras_name(plan_name: str) -> str:
+    """The Keras name of a plan name on the running backend (resnet_spec.keras_name): the same
+    name, except on PyTorch, which refuses dots."""
+    return rs.keras_name(plan_name, keras.backend.backend())
+
+
 def make(step: rs.Step) -> keras.layers.Layer:
     """The Keras layer for one step of the plan, named exactly as the plan names it. A step the
     plan marks zero_init (zero_init_residual) starts its output at zero (BatchNorm scale or
     conv kernel)."""
     zero_init = getattr(step, "zero_init", False)
+    name = keras_name(step.name)
     if isinstance(step, rs.Conv):
         return Conv2D(
             step.out_channels,
@@ -38,29 +45,29 @@ def make(step: rs.Step) -> keras.layers.Layer:
             use_bias=step.bias,
             kernel_initializer="zeros" if zero_init else CONV_INIT,
             bias_initializer="zeros",
-            name=step.name,
+            name=name,
         )
     if isinstance(step, rs.BatchNorm):
         return BatchNorm(
             epsilon=step.eps,
             momentum=1.0 - step.momentum,  # Keras keeps `momentum` of the old value, torch of the new
             gamma_initializer="zeros" if zero_init else "ones",
-            name=step.name,
+            name=name,
         )
     if isinstance(step, rs.ReLU):
-        return keras.layers.ReLU(name=step.name)
+        return keras.layers.ReLU(name=name)
     if isinstance(step, rs.Linear):
         # torch.nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias.
         bound = step.in_features**-0.5
-        return keras.layers.Dense(
+        return Dense(
             step.out_features,
             kernel_initializer=keras.initializers.VarianceScaling(1.0 / 3.0, "fan_in", "uniform"),
             bias_initializer=keras.initializers.RandomUniform(-bound, bound),
-            name=step.name,
+            name=name,
         )
     if isinstance(step, rs.Pool):
         if step.is_identity:  # avg-down shortcut of a stride-1 block: kept so the names line up
-            return keras.layers.Identity(name=step.name)
+            return keras.layers.Identity(name=name)
         return Pool2D(
             step.kind,
             step.kernel_size,
@@ -68,16 +75,27 @@ def make(step: rs.Step) -> keras.layers.Layer:
             step.padding,
             ceil_mode=step.ceil_mode,
             count_include_pad=step.count_include_pad,
-            name=step.name,
+            name=name,
         )
     if isinstance(step, rs.ZeroPadShortcut):
-        return ZeroPadShortcut(step.stride, step.pad_before, step.pad_after, name=step.name)
+        return ZeroPadShortcut(step.stride, step.pad_before, step.pad_after, name=name)
     if isinstance(step, rs.GlobalPool):
-        pool = keras.layers.GlobalAveragePooling2D if step.kind == "avg" else keras.layers.GlobalMaxPooling2D
-        return pool(name=step.name)
+        return GlobalPool(step.kind, name=name)
     if isinstance(step, rs.Dropout):
-        return keras.layers.Dropout(step.rate, name=step.name)
+        return keras.layers.Dropout(step.rate, name=name)
     raise TypeError(f"no Keras layer for step {step!r}")
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Dense(keras.layers.Dense):
+    """keras.layers.Dense (no activation), its product as an einsum: off TensorFlow, Keras'
+    ops.matmul computes float64 inputs in float32 (its type promotion maps 64 to 32 bits),
+    ops.einsum in their own dtype. The class keeps Keras' name, so saved files number these
+    layers as they number stock Dense layers."""
+
+    def call(self, inputs, training=None):
+        y = ops.einsum("...i,io->...o", inputs, self.kernel)
+        return y + self.bias if self.use_bias else y
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -146,20 +164,18 @@ class BatchNorm(keras.layers.BatchNormalization):
         x = ops.cast(inputs, stats_dtype)
         axes = [i for i in range(len(x.shape)) if i != self.axis % len(x.shape)]
         n = ops.cast(ops.size(x), stats_dtype) / x.shape[self.axis]  # values per channel
-        total = _replica_sum() if self.synchronized else None
-        if total is None:
-            mean = ops.mean(x, axis=axes)
-            variance = ops.mean(ops.square(x - mean), axis=axes)
-        else:  # the variance in a second pass around the global mean
-            n = total(n)
-            mean = total(ops.sum(x, axis=axes)) / n
-            variance = total(ops.sum(ops.square(x - mean), axis=axes)) / n
+        # Sums, not ops.mean: on JAX and PyTorch Keras' mean reduces in float32 even for float64
+        # inputs. The variance in a second pass around the (global) mean.
+        total = (_replica_sum() if self.synchronized else None) or (lambda value: value)
+        n = total(n)
+        mean = total(ops.sum(x, axis=axes)) / n
+        variance = total(ops.sum(ops.square(x - mean), axis=axes)) / n
         unbiased = variance * n / ops.maximum(n - 1.0, 1.0)
+        # From the variables' tensors: Keras on PyTorch multiplies a variable by a Python float in
+        # float32 (0.9 becomes 0.899999976), a tensor in its own dtype.
         m = self.momentum
-        self.moving_mean.assign(self.moving_mean * m + ops.cast(mean, self.moving_mean.dtype) * (1.0 - m))
-        self.moving_variance.assign(
-            self.moving_variance * m + ops.cast(unbiased, self.moving_variance.dtype) * (1.0 - m)
-        )
+        for var, batch in ((self.moving_mean, mean), (self.moving_variance, unbiased)):
+            var.assign(var.value * m + ops.cast(batch, var.dtype) * (1.0 - m))
         y = ops.batch_normalization(
             x, mean, variance, axis=self.axis, offset=self.beta, scale=self.gamma, epsilon=self.epsilon
         )
@@ -187,7 +203,7 @@ def pad_for(conv: rs.Conv) -> keras.layers.Layer | None:
     """
     if conv.padding == 0:
         return None
-    return keras.layers.ZeroPadding2D(conv.padding, name=f"{conv.name}_pad")
+    return keras.layers.ZeroPadding2D(conv.padding, name=keras_name(f"{conv.name}_pad"))
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -295,6 +311,34 @@ class ZeroPadShortcut(keras.layers.Layer):
         }
 
 
+def spatial_mean(x, keepdims: bool = False):
+    """The mean of NHWC `x` over H and W, as a sum divided by the count: Keras' ops.mean reduces
+    in float32 on JAX and PyTorch even for float64 inputs."""
+    count = ops.cast(ops.shape(x)[1] * ops.shape(x)[2], x.dtype)
+    return ops.sum(x, axis=(1, 2), keepdims=keepdims) / count
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class GlobalPool(keras.layers.Layer):
+    """Average or max over the whole map, to (N, C): keras.layers.GlobalAveragePooling2D and
+    GlobalMaxPooling2D, with the average exact in float64 on every backend (spatial_mean)."""
+
+    def __init__(self, kind: str = "avg", **kwargs):
+        super().__init__(**kwargs)
+        if kind not in ("avg", "max"):
+            raise ValueError(f"kind: got {kind!r}, expected 'avg' or 'max'")
+        self.kind = kind
+
+    def call(self, x):
+        return spatial_mean(x) if self.kind == "avg" else ops.max(x, axis=(1, 2))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "kind": self.kind}
+
+
 def _splits(x, radix: int):
     """The radix splits of NHWC `x`, in PyTorch's channel order: split r holds channels
     [r*C, (r+1)*C) of the NCHW tensor, i.e. of the last axis here."""
@@ -312,7 +356,7 @@ class RadixGap(keras.layers.Layer):
 
     def call(self, x):
         total = sum(_splits(x, self.radix)[1:], _splits(x, self.radix)[0])
-        return ops.mean(total, axis=(1, 2), keepdims=True)
+        return spatial_mean(total, keepdims=True)
 
     def compute_output_shape(self, input_shape):
         n, _, _, c = input_shape

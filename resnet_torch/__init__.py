@@ -11,13 +11,31 @@ load with `load_state_dict(..., strict=True)`. This package never imports Tensor
 from __future__ import annotations
 
 import importlib.util
+import os
+import sys
 
 import resnet_spec
 
-# torch loads triton lazily, on first use of some features; if TensorFlow is in the process by
-# then, that load crashes it (segmentation fault). Loaded now, it coexists with TensorFlow.
-if importlib.util.find_spec("triton") is not None:
-    import triton  # noqa: F401
+
+def _load_triton() -> None:
+    """Import triton, which torch would load later on first use of some features (torch.compile).
+
+    triton bundles LLVM, and so do TensorFlow (XLA) and jaxlib. Loaded after one of those, its
+    LLVM static initialisers bind to the LLVM symbols already in the process and free a foreign
+    pointer: a segmentation fault. With RTLD_DEEPBIND its libraries resolve their own symbols
+    first, so any import order works; loaded now, later lazy loads find it in place."""
+    if "triton" in sys.modules or importlib.util.find_spec("triton") is None:
+        return
+    flags = sys.getdlopenflags()
+    if any(name in sys.modules for name in ("tensorflow", "jaxlib")):
+        sys.setdlopenflags(flags | os.RTLD_DEEPBIND)
+    try:
+        import triton  # noqa: F401
+    finally:
+        sys.setdlopenflags(flags)
+
+
+_load_triton()
 
 from .blocks import Block
 from .folding import fold_batchnorm

@@ -50,3 +50,39 @@ def assert_imports_none_of(code: str, forbidden: tuple[str, ...]) -> None:
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]", f"{code!r} loaded {out.stdout.strip()}"
+
+
+# After some import order: run both frameworks, and each LLVM-based compiler that is loaded
+# (XLA for TensorFlow and JAX), where a clash of bundled LLVMs would show.
+RUN_BOTH = """
+import sys
+import numpy as np
+import resnet_torch, resnet_tf, torch, keras
+with torch.no_grad():
+    resnet_torch.create_model("resnet20", layers=(1, 1, 1)).eval()(torch.zeros(1, 3, 8, 8))
+resnet_tf.create_model("resnet20", layers=(1, 1, 1))(np.zeros((1, 8, 8, 3), "float32"))
+if "tensorflow" in sys.modules:
+    import tensorflow as tf
+    tf.function(lambda x: x * 2, jit_compile=True)(tf.ones(2))
+if "jax" in sys.modules:
+    import jax
+    jax.jit(lambda x: x * 2)(1.0)
+print("ran")
+"""
+
+
+def import_order_failures(orders, backend: str) -> list[str]:
+    """Each order of imports in its own lean process (several at a time) on Keras' `backend`,
+    then RUN_BOTH; the orders that did not end well, with how they ended."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+    def run(order):
+        code = "".join(f"import {m}\n" for m in order) + RUN_BOTH
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+        ok = out.returncode == 0 and out.stdout.strip().endswith("ran")
+        return None if ok else f"{' '.join(order)}: exit {out.returncode}, {out.stderr.strip()[-300:]}"
+
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        return [f for f in pool.map(run, orders) if f]

@@ -191,29 +191,70 @@ def keras_train_step(model, optimizer, x, y, global_batch: int):
     return loss
 
 
+def keras_model_and_sgd(name: str, state: dict):
+    """A resnet_tf model holding the state_dict `state` (numpy arrays), and a built SGD optimizer
+    (LEARNING_RATE, MOMENTUM) for its trainable variables."""
+    import resnet_tf
+
+    from ..core import porting
+    from ..core.frameworks import keras
+
+    model = porting.state_dict_to_keras(state, resnet_tf.create_model(name))
+    optimizer = keras.optimizers.SGD(learning_rate=LEARNING_RATE, momentum=MOMENTUM)
+    optimizer.build(model.trainable_variables)
+    return model, optimizer
+
+
+def _worker_inputs(data_path: str):
+    """(name, NHWC images, labels, state_dict) from the file a worker process is given."""
+    data = dict(np.load(data_path, allow_pickle=False))
+    name = str(data.pop("name"))
+    x, y = np.transpose(data.pop("x"), (0, 2, 3, 1)), data.pop("y")
+    return name, x, y, data
+
+
+def _run_worker(function: str, name: str, state_dict, x, y, count: int, env: dict) -> dict:
+    """Run `function`(data, out, count) of this module in a fresh process with `env`; return what
+    it saved."""
+    state = {k: np.asarray(v) for k, v in state_dict.items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        data, out = Path(tmp) / "data.npz", Path(tmp) / "out.npz"
+        np.savez(data, name=np.array(name), x=x, y=y, **state)
+        code = f"from parity.apps.distributed import {function}; {function}({str(data)!r}, {str(out)!r}, {count})"
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env})
+        if run.returncode != 0:
+            raise RuntimeError(f"the {function} process failed:\n{run.stderr[-4000:]}")
+        return dict(np.load(out))
+
+
+def _by_label(saved: dict, labels) -> dict:
+    results = {}
+    for label in labels:
+        prefix = f"{label}/"
+        weights = {k[len(prefix):]: v for k, v in saved.items() if k.startswith(prefix) and not k.endswith("/loss")}
+        results[label] = (weights, float(saved[f"{label}/loss"]))
+    return results
+
+
+def _saved(results: dict, label: str, model, loss) -> None:
+    from ..core import porting
+
+    results.update({f"{label}/{k}": v.numpy() for k, v in porting.keras_to_state_dict(model).items()})
+    results[f"{label}/loss"] = np.array(float(loss))
+
+
 def keras_worker(data_path: str, out_path: str, replicas: int) -> None:
     """Run in a fresh process: split the CPU into `replicas` logical devices (before TensorFlow
     initialises), then one MirroredStrategy step with synchronised and with per-replica
     BatchNorm, and one single-device step on the combined batch; save the weights after each."""
-    from ..core.frameworks import keras
+    from ..core.frameworks import keras  # noqa: F401  (torch before TensorFlow)
+
     import tensorflow as tf
 
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * replicas)
-    import resnet_tf
-
-    from ..core import porting
-
-    data = dict(np.load(data_path, allow_pickle=False))
-    name = str(data.pop("name"))
-    x, y = np.transpose(data.pop("x"), (0, 2, 3, 1)), data.pop("y")
-    state = data  # the state_dict as numpy arrays
-
-    def fresh():
-        model = porting.state_dict_to_keras(state, resnet_tf.create_model(name))
-        optimizer = keras.optimizers.SGD(learning_rate=LEARNING_RATE, momentum=MOMENTUM)
-        optimizer.build(model.trainable_variables)
-        return model, optimizer
+    name, x, y, state = _worker_inputs(data_path)
 
     results = {}
     # One strategy for both runs: a second MirroredStrategy in one process reuses collective keys.
@@ -224,7 +265,7 @@ def keras_worker(data_path: str, out_path: str, replicas: int) -> None:
     )
     for label, sync in (("mirrored", True), ("mirrored_unsynchronised", False)):
         with strategy.scope():
-            model, optimizer = fresh()
+            model, optimizer = keras_model_and_sgd(name, state)
             if sync:
                 synchronize_batchnorm(model)
 
@@ -233,14 +274,10 @@ def keras_worker(data_path: str, out_path: str, replicas: int) -> None:
             losses = strategy.run(lambda xs, ys: keras_train_step(model, optimizer, xs, ys, len(y)), args=batch)
             return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
 
-        loss = float(step(shards))
-        results.update({f"{label}/{k}": v.numpy() for k, v in porting.keras_to_state_dict(model).items()})
-        results[f"{label}/loss"] = np.array(loss)
+        _saved(results, label, model, step(shards))
 
-    model, optimizer = fresh()
-    loss = float(keras_train_step(model, optimizer, x, y, len(y)))
-    results.update({f"single/{k}": v.numpy() for k, v in porting.keras_to_state_dict(model).items()})
-    results["single/loss"] = np.array(loss)
+    model, optimizer = keras_model_and_sgd(name, state)
+    _saved(results, "single", model, keras_train_step(model, optimizer, x, y, len(y)))
     np.savez(out_path, **results)
 
 
@@ -251,21 +288,68 @@ def keras_mirrored_step(name: str, state_dict, x: np.ndarray, y: np.ndarray, rep
     combined batch ("single"). Returns {label: (state_dict as numpy, loss)}."""
     if len(y) % replicas:
         raise ValueError(f"batch of {len(y)} does not split into {replicas} equal shares")
-    state = {k: np.asarray(v) for k, v in state_dict.items()}
-    with tempfile.TemporaryDirectory() as tmp:
-        data, out = Path(tmp) / "data.npz", Path(tmp) / "out.npz"
-        np.savez(data, name=np.array(name), x=x, y=y, **state)
-        code = f"from parity.apps.distributed import keras_worker; keras_worker({str(data)!r}, {str(out)!r}, {replicas})"
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-        if run.returncode != 0:
-            raise RuntimeError(f"the TensorFlow worker failed:\n{run.stderr[-4000:]}")
-        saved = dict(np.load(out))
+    saved = _run_worker("keras_worker", name, state_dict, x, y, replicas, {"KERAS_BACKEND": "tensorflow"})
+    return _by_label(saved, ("mirrored", "mirrored_unsynchronised", "single"))
+
+
+# ----------------------------------------------------------------------------- Keras / JAX
+
+
+def mean_cross_entropy(logits, labels):
+    """Cross-entropy averaged over the batch, as a sum over the count (Keras' ops.mean reduces
+    in float32 off TensorFlow); under a data-parallel jit the batch is the global one."""
+    from ..core.frameworks import keras
+
+    losses = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+    return keras.ops.sum(losses) / labels.shape[0]
+
+
+def jax_worker(data_path: str, out_path: str, devices: int) -> None:
+    """Run in a fresh process on Keras' JAX backend with `devices` host devices (XLA_FLAGS):
+    one step under keras.distribution.DataParallel, the batch sharded over the devices and the
+    variables replicated, and one step on a single device; save the weights after each.
+
+    Nothing in the model is told about the devices: jax.jit partitions the step (GSPMD), so
+    each BatchNorm's sums over the batch axis are the global batch's, all-reduced by XLA."""
+    import jax
+
+    from ..core.frameworks import keras
+    from ..core.gradients import value_and_grad
+
+    if len(jax.devices()) < devices:
+        raise RuntimeError(f"{len(jax.devices())} JAX devices; set XLA_FLAGS=--xla_force_host_platform_device_count={devices}")
+    name, x, y, state = _worker_inputs(data_path)
+
+    def step(model, optimizer, xs, ys):
+        loss, _, grads = value_and_grad(model, xs, mean_cross_entropy, ys)
+        optimizer.apply(grads, model.trainable_variables)
+        return loss
+
     results = {}
-    for label in ("mirrored", "mirrored_unsynchronised", "single"):
-        prefix = f"{label}/"
-        weights = {k[len(prefix):]: v for k, v in saved.items() if k.startswith(prefix) and not k.endswith("/loss")}
-        results[label] = (weights, float(saved[f"{label}/loss"]))
+    model, optimizer = keras_model_and_sgd(name, state)
+    _saved(results, "single", model, step(model, optimizer, x, y))
+
+    distribution = keras.distribution.DataParallel(devices=jax.devices()[:devices])
+    with distribution.scope():
+        model, optimizer = keras_model_and_sgd(name, state)
+        xs = keras.distribution.distribute_tensor(x, distribution.get_data_layout(x.shape))
+        ys = keras.distribution.distribute_tensor(y, distribution.get_data_layout(y.shape))
+        results["data_parallel/devices"] = np.array(len(xs.sharding.device_set))
+        _saved(results, "data_parallel", model, step(model, optimizer, xs, ys))
+    np.savez(out_path, **results)
+
+
+def keras_data_parallel_step(name: str, state_dict, x: np.ndarray, y: np.ndarray, devices: int = 2) -> dict:
+    """In a subprocess on Keras' JAX backend with `devices` host devices: one step under
+    keras.distribution.DataParallel ("data_parallel") and one single-device step on the whole
+    batch ("single"). Returns {label: (state_dict as numpy, loss)} and, under "devices", how
+    many devices the batch was split over."""
+    if len(y) % devices:
+        raise ValueError(f"batch of {len(y)} does not split into {devices} equal shares")
+    env = {"KERAS_BACKEND": "jax", "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    saved = _run_worker("jax_worker", name, state_dict, x, y, devices, env)
+    results = _by_label(saved, ("data_parallel", "single"))
+    results["devices"] = int(saved.pop("data_parallel/devices"))
     return results
 
 

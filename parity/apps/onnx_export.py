@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.frameworks import FRAMEWORKS, keras, torch  # torch before TensorFlow: see frameworks
+from ..core.frameworks import FRAMEWORKS, environment, keras, torch  # torch before TensorFlow: see frameworks
 
 import resnet_spec as rs  # noqa: E402
 
@@ -84,7 +84,7 @@ def export_onnx(source, dst, framework: str = "torch", arch=None, num_classes=No
     trace = rng.standard_normal((EXPORT_BATCH, spec.in_channels, h, w)).astype(np.float32)
 
     name = f"{spec.name}: ONNX from {framework}, in ONNX Runtime"
-    report = ParityReport(name, "eval", (max(CHECK_BATCHES), spec.in_channels, h, w))
+    report = ParityReport(name, "eval", (max(CHECK_BATCHES), spec.in_channels, h, w), environment=environment())
     with atomic_path(dst, force) as tmp:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the exporters' deprecation and tracing notes

@@ -23,7 +23,23 @@ def check_one(name: str, args):
     return comparison.compare(torch_model, keras_model, x, mode=args.mode, seed=args.seed, train_dtype=args.train_dtype)
 
 
+def use_backend(backend: str | None) -> None:
+    """Make `backend` the Keras backend of this process (None: Keras' configured one). Keras
+    reads KERAS_BACKEND once, when it is first imported."""
+    import os
+    import sys
+
+    from ..core.frameworks import keras_backend
+
+    if backend is None:
+        return
+    if "keras" in sys.modules and keras_backend() != backend:
+        raise UsageError(f"--backend {backend}: Keras is already running on {keras_backend()} in this process")
+    os.environ["KERAS_BACKEND"] = backend
+
+
 def run(args) -> int:
+    use_backend(args.backend)
     names = rs.names() if args.all else args.names
     if not names:
         raise UsageError("name at least one architecture, or pass --all (see `resnet-parity list`)")
@@ -44,7 +60,12 @@ def run(args) -> int:
         from ..files.atomic import write_atomic
 
         write_atomic(args.json, json.dumps(reports, indent=1).encode(), force=args.force)
-    print(f"{len(names) - len(failed)} of {len(names)} variants within the parity contract"
+    from ..core.frameworks import environment
+
+    env = environment()
+    versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
+    print(f"{len(names) - len(failed)} of {len(names)} variants within the parity contract on Keras' "
+          f"{env['backend']} backend ({versions})"
           + (f"; failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
 
@@ -65,6 +86,8 @@ def add_parser(sub):
     p.add_argument("--train-dtype", choices=("float64", "float32"), default="float64",
                    help="precision of the train-mode step (default float64: float32 batch statistics "
                    "are too coarse for the bounds in deep bottleneck networks)")
+    p.add_argument("--backend", choices=rs.KERAS_BACKENDS,
+                   help="the Keras backend to check (default: Keras' configured one, KERAS_BACKEND)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, metavar="PATH", help="also write the reports as JSON")
     p.add_argument("--force", action="store_true", help="overwrite an existing --json file")

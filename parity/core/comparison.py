@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .frameworks import keras, torch  # torch before TensorFlow: see frameworks
+from .frameworks import environment, keras, torch  # torch before TensorFlow: see frameworks
 from .metrics import topk_agreement
 from .report import EVAL_TOLERANCE, ParityReport, tap_result
 from .taps import keras_taps, nhwc, torch_taps
@@ -55,10 +55,12 @@ def compare(torch_model, keras_model, inputs, mode: str = "eval", seed: int = 0,
     if mode == "train":
         from .training import train_step_report
 
-        return train_step_report(torch_model, keras_model, x, seed, dtype=train_dtype)
+        report = train_step_report(torch_model, keras_model, x, seed, dtype=train_dtype)
+        report.environment = environment()
+        return report
     ref = run_torch(torch_model, x)
     ours = run_keras(keras_model, x)
-    report = ParityReport(spec.name, mode, tuple(x.shape))
+    report = ParityReport(spec.name, mode, tuple(x.shape), environment=environment())
     for name, kind in torch_model.plan.taps().items():
         report.rows.append(tap_result(name, kind, ref[name], ours[name], EVAL_TOLERANCE))
     out = ref.get("output")

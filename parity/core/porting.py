@@ -126,10 +126,12 @@ def keras_variable_map(keras_model) -> "dict[str, tuple[keras.Variable, TensorTr
 
 
 def _keras_variables(keras_model, weighted) -> dict[str, tuple]:
+    from resnet_tf import keras_name  # a Keras model is in hand: Keras is loaded already
+
     layers = {layer.name: layer for layer in keras_model.layers}
     mapping, missing = {}, []
     for layer in weighted:
-        keras_layer = layers.get(layer.name)
+        keras_layer = layers.get(keras_name(layer.name))
         for t in tensors(layer):
             var = getattr(keras_layer, t.keras_attr, None) if keras_layer is not None else None
             if var is None:

@@ -45,6 +45,7 @@ class ParityReport:
     top1_agreement: float | None = None
     topk_agreement: float | None = None
     k: int | None = None
+    environment: dict = field(default_factory=dict)  # frameworks.environment(): backend, versions
 
     @property
     def ok(self) -> bool:
@@ -62,7 +63,8 @@ class ParityReport:
     def table(self, every_block: bool = False) -> str:
         """A readable table; blocks are listed only when they fail unless every_block=True."""
         head = f"{'tap':<28} {'kind':<9} {'shape':<20} {'max_abs':>10} {'max_rel':>10} {'mean_abs':>10}  ok"
-        lines = [f"{self.model} ({self.mode} mode), input {tuple(self.input_shape)}", head, "-" * len(head)]
+        on = f", Keras on {self.environment['backend']}" if self.environment.get("backend") else ""
+        lines = [f"{self.model} ({self.mode} mode), input {tuple(self.input_shape)}{on}", head, "-" * len(head)]
         for r in self.rows:
             if r.kind in ("block", "gradient", "parameter", "buffer") and r.ok and not every_block:
                 continue
@@ -91,6 +93,7 @@ class ParityReport:
             "top1_agreement": self.top1_agreement,
             "topk_agreement": self.topk_agreement,
             "k": self.k,
+            "environment": self.environment,
             "rows": [dict(asdict(r), ok=r.ok, shape=list(r.shape)) for r in self.rows],
         }
 

@@ -8,7 +8,9 @@ statistic. The models given are not changed: the step runs on copies, in float64
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import math
 
 import numpy as np
 import torch
@@ -37,9 +39,22 @@ def train_step_report(torch_model, keras_model, x: np.ndarray, seed: int = 0,
     spec = torch_model.spec
     report = ParityReport(spec.name, "train", tuple(x.shape))
     t_model = copy.deepcopy(torch_model).to(getattr(torch, dtype)).train()
-    k_model = keras_copy(keras_model, dtype)
-    _step_and_compare(t_model, k_model, x.astype(dtype), seed, report)
+    with float64_enabled(dtype):
+        k_model = keras_copy(keras_model, dtype)
+        _step_and_compare(t_model, k_model, x.astype(dtype), seed, report)
     return report
+
+
+def float64_enabled(dtype: str):
+    """A context in which the Keras backend computes in `dtype`: JAX truncates float64 to float32
+    unless its x64 mode is on, so there it is switched on for the block; elsewhere nothing."""
+    from .frameworks import keras_backend
+
+    if dtype == "float64" and keras_backend() == "jax":
+        import jax
+
+        return jax.enable_x64(True)
+    return contextlib.nullcontext()
 
 
 def keras_copy(keras_model, dtype: str):
@@ -60,10 +75,19 @@ def keras_copy(keras_model, dtype: str):
     return porting.state_dict_to_keras(porting.keras_to_state_dict(keras_model), copy_)
 
 
-def _step_and_compare(t_model, k_model, x, seed, report):
+def weighted_sum(outputs, weights):
+    """The scalar loss of the train-mode check: the last tap weighted by fixed random numbers,
+    averaged (a sum over the count: Keras' ops.mean computes in float32 off TensorFlow)."""
     from .frameworks import keras
 
-    import tensorflow as tf  # gradients of the Keras model on its TensorFlow backend
+    weights = keras.ops.convert_to_tensor(weights)
+    return keras.ops.sum(outputs[-1] * weights) / math.prod(weights.shape)
+
+
+def _step_and_compare(t_model, k_model, x, seed, report):
+    from .frameworks import keras
+    from .gradients import value_and_grad
+
     kinds = t_model.plan.taps()
     # Torch: tapped forward with batch statistics, loss, gradients, SGD step.
     t_out = taps.torch_taps(t_model, torch.from_numpy(x))
@@ -75,26 +99,27 @@ def _step_and_compare(t_model, k_model, x, seed, report):
         for p in t_model.parameters():
             p -= LEARNING_RATE * p.grad
 
-    # Keras: the same forward (updating its moving statistics once), loss and gradients.
+    # Keras: the same forward (updating its moving statistics once), loss and gradients, with
+    # the backend's own autodiff.
     names, tapped = taps.keras_tapped_model(k_model)
     variables = porting.keras_variable_map(k_model)  # torch key -> (variable, tensor transform)
-    trainable = [(key, var, t) for key, (var, t) in variables.items() if var.trainable]
-    with tf.GradientTape() as tape:
-        k_out = dict(zip(names, tapped(taps.nhwc(x), training=True)))
-        last = k_out.get("output", list(k_out.values())[-1])
-        loss = tf.reduce_mean(last * taps.nhwc(weights))
-    grads = tape.gradient(loss, [var for _, var, _ in trainable])
-    for (key, var, t), g in zip(trainable, grads):
-        var.assign(var - LEARNING_RATE * g)
+    # A sum over the count, not ops.mean, which Keras computes in float32 off TensorFlow.
+    _, outputs, grads = value_and_grad(tapped, taps.nhwc(x), weighted_sum, taps.nhwc(weights))
+    k_out = dict(zip(names, outputs))  # the last tap is the output, or the last stage
+    grad_of = {id(var): g for var, g in zip(tapped.trainable_variables, grads)}
+    trainable = [(key, var, t, grad_of[id(var)]) for key, (var, t) in variables.items() if var.trainable]
+    for _, var, _, g in trainable:
+        var.assign(var.value - LEARNING_RATE * g)
 
     for name, kind in kinds.items():
         ref = taps.nhwc(t_out[name].detach().numpy())
         report.rows.append(tap_result(name, kind, ref, keras.ops.convert_to_numpy(k_out[name]), EVAL_TOLERANCE))
     floor = 1e-6 * max(float(np.abs(g).max()) for g in t_grads.values())
-    for (key, var, t), g in zip(trainable, grads):
-        diff = gradient_difference(t_grads[key], t.to_torch(np.asarray(g)), floor)
+    for key, var, t, g in trainable:
+        diff = gradient_difference(t_grads[key], t.to_torch(keras.ops.convert_to_numpy(g)), floor)
         report.rows.append(TapResult.of(key, "gradient", t_grads[key].shape, diff, GRAD_TOLERANCE))
     state = t_model.state_dict()
     for key, (var, t) in variables.items():
         kind = "parameter" if var.trainable else "buffer"
-        report.rows.append(tap_result(key, kind, state[key].numpy(), t.to_torch(var.numpy()), EVAL_TOLERANCE))
+        value = keras.ops.convert_to_numpy(var.value)
+        report.rows.append(tap_result(key, kind, state[key].numpy(), t.to_torch(value), EVAL_TOLERANCE))

@@ -32,6 +32,7 @@ import numpy as np
 import resnet_spec as rs
 
 from .keras_io import METADATA_ATTR, METADATA_MEMBER
+from ..core.frameworks import keras_backend
 from ..core.porting import check_state_dict, tensors, to_numpy
 
 KERAS_CLASS = {rs.Conv: "conv2d", rs.BatchNorm: "batch_norm", rs.Linear: "dense"}  # snake-cased class names
@@ -63,11 +64,12 @@ def write_weights(state_dict, spec: rs.ResNetSpec, path, record: dict | None = N
     import h5py
 
     check_state_dict(state_dict, spec)
+    backend = keras_backend()  # Keras records each layer's name, which depends on the backend
     with h5py.File(path, "w") as f:
         f.create_group("vars").attrs["name"] = spec.name  # the model's own (empty) variable group
         for group_name, layer in weight_groups(spec):
             group = f.create_group(group_name)
-            group.attrs["name"] = layer.name
+            group.attrs["name"] = rs.keras_name(layer.name, backend)
             for i, t in enumerate(tensors(layer)):
                 value = t.to_keras(to_numpy(state_dict[f"{layer.name}.{t.torch_suffix}"]))
                 group[str(i)] = value.astype(np.float32, copy=False)  # resnet_tf's variables are float32

@@ -394,14 +394,3 @@ def test_keras_file_round_trip_is_bit_identical(spec, tmp_path, free_keras):
 def test_import_resnet_tf_loads_no_torch():
     assert_imports_none_of("import resnet_tf; resnet_tf.resnet20()", ("torch", "torchvision"))
 
-
-def test_fit_reduces_the_loss(free_keras):
-    keras.utils.set_random_seed(0)
-    model = resnet_tf.resnet20(num_classes=3)
-    rng = np.random.default_rng(9)
-    labels = rng.integers(0, 3, 48)
-    x = rng.standard_normal((48, 16, 16, 3)).astype(np.float32) + labels[:, None, None, None]
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    history = model.fit(x, labels, batch_size=16, epochs=6, verbose=0)
-    losses = history.history["loss"]
-    assert losses[-1] < 0.8 * losses[0], losses

@@ -1,8 +1,12 @@
 """The command line as a user runs it: a subprocess of the installed console script."""
 
 import json
+import math
+import os
 import subprocess
 import sys
+
+import pytest
 
 import resnet_spec as rs
 from conftest import assert_imports_none_of
@@ -88,3 +92,17 @@ def test_native_start_up_notes_are_filtered_and_everything_else_kept():
     assert not any(note in out.stderr for note in NATIVE_NOTES), out.stderr
     assert "a warning that matters" in lines[0]
     assert lines[-2:] == ["E0000 00:00:17.1 9 file.cc:1] disk full", "last line without a newline"]
+
+
+@pytest.mark.parametrize("backend", rs.KERAS_BACKENDS)
+def test_check_command_runs_the_suite_on_the_backend_asked_for(backend, tmp_path):
+    out = tmp_path / "report.json"
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    run = subprocess.run([SCRIPT, "check", "resnet20", "--backend", backend, "--json", str(out)],
+                         capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"on Keras' {backend} backend" in run.stdout
+    (report,) = json.loads(out.read_text())
+    assert report["ok"] and report["environment"]["backend"] == backend
+    assert {"torch", "keras"} <= set(report["environment"]["versions"])
+    assert math.isfinite(report["rows"][-1]["max_rel"])
