@@ -1,6 +1,6 @@
 """`make bench`: every benchmark in its own process, one JSON file, one chart, one table.
 
-    python -m benchmarks.run [--quick] [--out benchmarks/results]
+    python -m benchmarks.run [--quick] [--only GROUP ...] [--out benchmarks/results]
 
 Each group runs in a fresh interpreter so that the frameworks' thread pools do not compete;
 within a group the candidates are interleaved (see timing.py). Ratios > 1 mean ours is faster.
@@ -39,7 +39,7 @@ def _group(module: str, *args: str, env: dict | None = None) -> list[dict]:
                          text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})})
     if out.returncode != 0:
         raise RuntimeError(f"benchmarks.{module} {' '.join(args)} failed:\n{out.stderr[-3000:]}")
-    group = " ".join((module, *args, *(env or {})))
+    group = " ".join((module, *args, *(f"{k}={v}" for k, v in (env or {}).items())))
     return [{**row, "group": group} for row in json.loads(out.stdout.strip().splitlines()[-1])]
 
 
@@ -115,36 +115,55 @@ def chart(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def _inference(results: dict, quick: list[str]) -> None:
+    results["inference"] += _group("inference", "torch", *quick)
+    results["inference"] += _group("inference", "keras", *quick)
+    results["inference"] += [_tagged(row, " [oneDNN]") for row in _group("inference", "keras", *quick, env=ONEDNN)]
+    results["inference"] += _group("onnx_runtime", *quick)
+
+
+def _backends(results: dict, quick: list[str]) -> None:
+    for backend in ("tensorflow", "jax", "torch"):
+        results["inference"] += _group("backends", *quick, env={"KERAS_BACKEND": backend})
+
+
+def _conversion(results: dict, quick: list[str]) -> None:
+    results["conversion"] = _group("conversion", *quick)
+
+
+def _build(results: dict, quick: list[str]) -> None:
+    for row in _group("build", *quick):
+        results["timings"] += [
+            {"what": f"build {row['model']} in {fw}", "seconds": row[f"{fw}_s"]} for fw in ("resnet_tf", "resnet_torch")
+        ]
+
+
+def _parity_suite(results: dict, quick: list[str]) -> None:
+    results["timings"].append(parity_suite_seconds(bool(quick)))
+
+
+# Each group in its own processes; `--only` picks some.
+GROUPS = {"inference": _inference, "backends": _backends, "conversion": _conversion, "build": _build,
+          "parity-suite": _parity_suite}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a smoke run: one model, batch 1")
+    parser.add_argument("--only", nargs="+", choices=list(GROUPS), help="these groups alone, written to <groups>.json")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
     quick = ["--quick"] if args.quick else []
 
     results = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "quick": args.quick, "inference": [],
                "timings": []}
-    print("inference: torch ...", flush=True)
-    results["inference"] += _group("inference", "torch", *quick)
-    print("inference: keras ...", flush=True)
-    results["inference"] += _group("inference", "keras", *quick)
-    print("inference: keras with oneDNN ...", flush=True)
-    results["inference"] += [_tagged(row, " [oneDNN]") for row in _group("inference", "keras", *quick, env=ONEDNN)]
-    print("inference: onnxruntime ...", flush=True)
-    results["inference"] += _group("onnx_runtime", *quick)
-    print("conversion ...", flush=True)
-    results["conversion"] = _group("conversion", *quick)
-    print("model construction ...", flush=True)
-    for row in _group("build", *quick):
-        results["timings"] += [
-            {"what": f"build {row['model']} in {fw}", "seconds": row[f"{fw}_s"]} for fw in ("resnet_tf", "resnet_torch")
-        ]
-    print("parity suite ...", flush=True)
-    results["timings"].append(parity_suite_seconds(args.quick))
+    for group in args.only or GROUPS:
+        print(f"{group} ...", flush=True)
+        GROUPS[group](results, quick)
     results["folding"] = fold_speedups(results["inference"])
 
     args.out.mkdir(parents=True, exist_ok=True)
-    name = "quick" if args.quick else "latest"
+    name = "quick" if args.quick else "-".join(args.only) if args.only else "latest"
     (args.out / f"{name}.json").write_text(json.dumps(results, indent=1))
     chart(results, args.out / f"{name}.png")
     (args.out / f"{name}.txt").write_text(table(results) + "\n")

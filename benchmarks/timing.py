@@ -43,7 +43,7 @@ def machine() -> dict:
         pass
     from importlib import metadata
 
-    for package in ("torch", "tensorflow", "keras", "onnxruntime"):
+    for package in ("torch", "tensorflow", "keras", "jax", "onnxruntime"):
         try:
             info[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

@@ -103,7 +103,7 @@ def test_every_variant_has_torchs_weights(name, free_keras):
         return out
 
     params = {k: tuple(p.shape) for k, p in torch_model.named_parameters()}
-    buffers = {k: tuple(b.shape) for k, b in torch_model.named_buffers() if not k.endswith("num_batches_tracked")}
+    buffers = {k: tuple(b.shape) for k, b in torch_model.named_buffers() if not k.endswith(rs.BN_COUNTER)}
     assert keyed(keras_model.trainable_weights) == params
     assert keyed(keras_model.non_trainable_weights) == buffers
     counts = rs.count_parameters(rs.get(name))

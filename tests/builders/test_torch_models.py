@@ -86,9 +86,9 @@ def test_parameters_and_buffers_match_spec_and_names_match_plan(name):
     model = resnet_torch.create_model(name)
     counts = rs.count_parameters(model.spec)
     assert sum(p.numel() for p in model.parameters()) == counts.params
-    buffers = sum(b.numel() for n, b in model.named_buffers() if not n.endswith("num_batches_tracked"))
+    buffers = sum(b.numel() for n, b in model.named_buffers() if not n.endswith(rs.BN_COUNTER))
     assert buffers == counts.buffers
-    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.endswith(rs.BN_COUNTER)}
     assert list(shapes.items()) == list(model.plan.state_dict_shapes().items())
 
 

@@ -73,7 +73,7 @@ def test_kernels_land_in_keras_layout():
 def test_state_dict_of_numpy_arrays_ports_too():
     spec = rs.get("resnet20")
     source = random_torch(spec, seed=13)
-    arrays = {k: v.numpy() for k, v in source.state_dict().items() if not k.endswith("num_batches_tracked")}
+    arrays = {k: v.numpy() for k, v in source.state_dict().items() if not k.endswith(rs.BN_COUNTER)}
     keras_model = state_dict_to_keras(arrays, resnet_tf.create_model(spec))
     round_trip = keras_to_state_dict(keras_model)
     for key, value in arrays.items():
@@ -87,7 +87,7 @@ def test_num_batches_tracked_is_dropped_then_written_as_documented():
         if isinstance(module, torch.nn.BatchNorm2d):
             module.num_batches_tracked.fill_(123)
     back = keras_to_torch(torch_to_keras(source))
-    counters = {k: v for k, v in back.state_dict().items() if k.endswith("num_batches_tracked")}
+    counters = {k: v for k, v in back.state_dict().items() if k.endswith(rs.BN_COUNTER)}
     assert len(counters) == sum(isinstance(layer, rs.BatchNorm) for layer in rs.plan(spec).weighted_layers())
     assert all(int(v) == NUM_BATCHES_TRACKED == 0 for v in counters.values())
 
@@ -100,7 +100,7 @@ def test_keras_to_torch_after_keras_file_reload(tmp_path):
     back = keras_to_torch(keras.saving.load_model(path))
     assert back.spec == spec
     for key, value in source.state_dict().items():
-        if not key.endswith("num_batches_tracked"):
+        if not key.endswith(rs.BN_COUNTER):
             assert torch.equal(back.state_dict()[key], value), key
 
 

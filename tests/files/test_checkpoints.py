@@ -25,6 +25,7 @@ from safetensors.torch import save_file
 import keras  # noqa: E402  (after torch, see conftest)
 
 import parity  # noqa: E402
+import resnet_spec as rs  # noqa: E402
 import resnet_torch  # noqa: E402
 from conftest import shared_checkpoint  # noqa: E402
 from parity.files import keras_io  # noqa: E402
@@ -60,7 +61,7 @@ def with_counters(state_dict, seed):
     """Non-zero BatchNorm counters, as a trained model has (0 would hide a dropped counter)."""
     g = torch.Generator().manual_seed(seed)
     for k in state_dict:
-        if k.endswith("num_batches_tracked"):
+        if k.endswith(rs.BN_COUNTER):
             state_dict[k] = torch.randint(1, 10**6, (), generator=g, dtype=torch.long)
     return state_dict
 
@@ -118,7 +119,7 @@ def cifar10_project_layout(tmp):
     # pytorch_resnet_cifar10: {"best_prec1", "state_dict"}, DataParallel prefix, `linear` classifier.
     model = randomize_torch(resnet_torch.resnet20(), seed=6).eval()
     state = renamed(model.state_dict(), "module.", [("fc.", "linear.")])
-    state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}  # as in the real files
+    state = {k: v for k, v in state.items() if not k.endswith(rs.BN_COUNTER)}  # as in the real files
     torch.save({"best_prec1": 91.7, "state_dict": state}, tmp / "cifar_resnet20.th")
     return tmp / "cifar_resnet20.th", model
 
