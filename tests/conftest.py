@@ -1,10 +1,12 @@
 """Shared fixtures. torch and torchvision are imported before anything can import TensorFlow:
 importing torchvision after TensorFlow in one process crashes (segmentation fault)."""
 
+import atexit
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,17 @@ import torch
 import torchvision  # noqa: F401  (import order, see above)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# JAX compiles each new shape of each op it runs eagerly, Keras' weight initialisers included:
+# about 20 s before a first small Keras model on JAX has run. The test process and the processes
+# it starts (import orders, other backends, the CLI) share one compilation cache, set here before
+# anything imports jax, so only the first of them pays. A torn entry read by a concurrent process
+# is only a warning to JAX, which then compiles afresh.
+_JAX_CACHE = tempfile.mkdtemp(prefix="resnet-parity-jax-cache-")
+atexit.register(shutil.rmtree, _JAX_CACHE, True)
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _JAX_CACHE)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
 
 # The real checkpoints live in the shared folder beside the repository (never copied into it);
 # RESNET_PARITY_CHECKPOINTS points elsewhere, e.g. for a clone made in a temporary directory.
