@@ -16,8 +16,8 @@ import sys
 
 import numpy as np
 
-from .inference import BATCHES, KERAS_APPLICATIONS_RESNET50_GMACS, SIZE, _rows
-from .timing import interleaved
+from .inference import BATCHES, KERAS_APPLICATIONS_RESNET50_GMACS, SIZE, result_rows
+from .timing import inference_arguments, interleaved
 
 MODELS = ["resnet50", "resnext50_32x4d"]
 REFERENCE = "keras.applications ResNet50"
@@ -81,21 +81,16 @@ def bench(models, batches, repeats):
             seconds = interleaved({ours_name: lambda: ours_fn(x), ref_name: lambda: ref_fn(x),
                                    "resnet_torch": lambda: torch_model(x_torch)}, repeats)
             macs = {ours_name: gmacs, ref_name: KERAS_APPLICATIONS_RESNET50_GMACS}
-            rows += _rows(name, batch, {k: seconds[k] for k in macs}, ref_name, macs)
+            rows += result_rows(name, batch, {k: seconds[k] for k in macs}, ref_name, macs)
             # The same network in resnet_torch (eager), in the same run.
-            rows += _rows(name, batch, {k: seconds[k] for k in (ours_name, "resnet_torch")}, "resnet_torch")
+            rows += result_rows(name, batch, {k: seconds[k] for k in (ours_name, "resnet_torch")}, "resnet_torch")
             print(f"{backend} {name} batch {batch} done", file=sys.stderr, flush=True)
     return rows
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="resnet50 only, batch 1, 2 repeats (smoke test)")
-    parser.add_argument("--models", nargs="+", default=MODELS)
-    parser.add_argument("--batches", nargs="+", type=int, default=BATCHES)
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args(argv)
-    models, batches, repeats = (["resnet50"], [1], 2) if args.quick else (args.models, args.batches, args.repeats)
+    _, (models, batches, repeats) = inference_arguments(parser, MODELS, BATCHES, "resnet50")(argv)
     print(json.dumps(bench(models, batches, repeats)))
     return 0
 

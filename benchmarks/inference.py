@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from .timing import interleaved
+from .timing import inference_arguments, interleaved
 
 MODELS = ["resnet18", "resnet50", "resnext50_32x4d", "resnest50"]
 BATCHES = [1, 16]
@@ -22,7 +22,7 @@ SIZE = 224
 KERAS_APPLICATIONS_RESNET50_GMACS = 3.86  # ResNet v1 (stride on the 1x1 conv), 224x224
 
 
-def _rows(model, batch, seconds: dict[str, float], reference, macs: dict[str, float] | None = None):
+def result_rows(model, batch, seconds: dict[str, float], reference, macs: dict[str, float] | None = None):
     """One row per candidate with its throughput and its ratio to `reference` (a name, or a
     function of the candidate's name: the reference run in the same mode)."""
     rows = []
@@ -67,7 +67,7 @@ def bench_torch(models, batches, repeats):
             if reference is not None:
                 candidates["torchvision"] = lambda: reference(x)
             ref = "torchvision" if reference is not None else "resnet_torch"
-            rows += _rows(name, batch, interleaved(candidates, repeats), ref)
+            rows += result_rows(name, batch, interleaved(candidates, repeats), ref)
             print(f"torch {name} batch {batch} done", file=sys.stderr, flush=True)
     return rows
 
@@ -102,7 +102,7 @@ def bench_keras(models, batches, repeats):
             candidates = {k: (lambda f=f: f(x).numpy()) for k, f in {**fns, **ref_fns}.items()}
             macs = {k: gmacs for k in fns} | {k: KERAS_APPLICATIONS_RESNET50_GMACS for k in ref_fns}
             same_mode = lambda v: "keras.applications ResNet50" + (" XLA" if "XLA" in v else "")  # noqa: E731
-            rows += _rows(name, batch, interleaved(candidates, repeats), same_mode, macs)
+            rows += result_rows(name, batch, interleaved(candidates, repeats), same_mode, macs)
             print(f"keras {name} batch {batch} done", file=sys.stderr, flush=True)
     return rows
 
@@ -110,12 +110,7 @@ def bench_keras(models, batches, repeats):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("framework", choices=("torch", "keras"))
-    parser.add_argument("--quick", action="store_true", help="resnet18 only, batch 1, 2 repeats (smoke test)")
-    parser.add_argument("--models", nargs="+", default=MODELS)
-    parser.add_argument("--batches", nargs="+", type=int, default=BATCHES)
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args(argv)
-    models, batches, repeats = (["resnet18"], [1], 2) if args.quick else (args.models, args.batches, args.repeats)
+    args, (models, batches, repeats) = inference_arguments(parser, MODELS, BATCHES, "resnet18")(argv)
     fn = bench_torch if args.framework == "torch" else bench_keras
     print(json.dumps(fn(models, batches, repeats)))
     return 0

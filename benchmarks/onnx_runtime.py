@@ -11,7 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .inference import BATCHES, MODELS, SIZE, _rows
+from .inference import BATCHES, MODELS, SIZE, result_rows
 from .timing import interleaved
 
 
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
                     "onnxruntime (exported from torch)": lambda: session.run(None, {"input": x}),
                     "resnet_torch": lambda: torch_model(xt),
                 }
-                rows += _rows(name, batch, interleaved(candidates, repeats), "resnet_torch")
+                rows += result_rows(name, batch, interleaved(candidates, repeats), "resnet_torch")
                 print(f"onnxruntime {name} batch {batch} done", file=sys.stderr, flush=True)
     print(json.dumps(rows))
     return 0
