@@ -17,7 +17,7 @@ import sys
 import numpy as np
 
 from .inference import BATCHES, KERAS_APPLICATIONS_RESNET50_GMACS, SIZE, result_rows
-from .timing import inference_arguments, interleaved
+from .timing import interleaved, parse_inference_arguments
 
 MODELS = ["resnet50", "resnext50_32x4d"]
 REFERENCE = "keras.applications ResNet50"
@@ -67,14 +67,13 @@ def bench(models, batches, repeats):
     tag = f" [{backend}]"
     reference = keras.applications.ResNet50(weights=None, input_shape=(SIZE, SIZE, 3))
     mode, ref_fn = forward(reference, backend)
-    ref_name = f"{REFERENCE} {mode}{tag}"
+    ref_name, ours_name = f"{REFERENCE} {mode}{tag}", f"resnet_tf {mode}{tag}"
     rows = []
     for name in models:
         ours = resnet_tf.create_model(name, input_shape=(SIZE, SIZE, 3))
         torch_model = randomize_torch(resnet_torch.create_model(name), seed=0).eval()
         gmacs = rs.count_macs(rs.get(name), SIZE) / 1e9
-        ours_name = f"resnet_tf {mode}{tag}"
-        ours_fn = forward(ours, backend)[1]
+        _, ours_fn = forward(ours, backend)
         for batch in batches:
             x = np.random.default_rng(0).standard_normal((batch, SIZE, SIZE, 3)).astype(np.float32)
             x_torch = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
@@ -90,8 +89,8 @@ def bench(models, batches, repeats):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser()
-    _, (models, batches, repeats) = inference_arguments(parser, MODELS, BATCHES, "resnet50")(argv)
-    print(json.dumps(bench(models, batches, repeats)))
+    args = parse_inference_arguments(parser, argv, MODELS, BATCHES, "resnet50")
+    print(json.dumps(bench(args.models, args.batches, args.repeats)))
     return 0
 
 

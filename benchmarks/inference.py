@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from .timing import inference_arguments, interleaved
+from .timing import interleaved, parse_inference_arguments
 
 MODELS = ["resnet18", "resnet50", "resnext50_32x4d", "resnest50"]
 BATCHES = [1, 16]
@@ -110,9 +110,9 @@ def bench_keras(models, batches, repeats):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("framework", choices=("torch", "keras"))
-    args, (models, batches, repeats) = inference_arguments(parser, MODELS, BATCHES, "resnet18")(argv)
+    args = parse_inference_arguments(parser, argv, MODELS, BATCHES, "resnet18")
     fn = bench_torch if args.framework == "torch" else bench_keras
-    print(json.dumps(fn(models, batches, repeats)))
+    print(json.dumps(fn(args.models, args.batches, args.repeats)))
     return 0
 
 

@@ -77,8 +77,9 @@ def table(results: dict) -> str:
         per = " per MAC" if "ratio_per_mac" in row else ""
         lines.append(f"{row['model']:<16} {row['batch']:>5}  {row['variant']:<44} {row['images_per_s']:>8.2f} "
                      f"{ratio:>7.3f}  {row['reference']}{per}")
-    lines.append("")
-    lines.append(f"{'model':<16} {'batch':>5}  {'folded variant':<44} {'speed-up over unfolded':>22}")
+    if results.get("folding"):  # only where the inference group ran
+        lines.append("")
+        lines.append(f"{'model':<16} {'batch':>5}  {'folded variant':<44} {'speed-up over unfolded':>22}")
     for f in results.get("folding", []):
         lines.append(f"{f['model']:<16} {f['batch']:>5}  {f['variant']:<44} {f['speedup']:>22.3f}")
     lines.append("")

@@ -24,19 +24,17 @@ def interleaved(candidates: dict[str, Callable[[], object]], repeats: int = 5, w
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def inference_arguments(parser, models: list[str], batches: list[int], quick_model: str):
-    """The options every inference group takes; returns a parse function giving (models,
-    batches, repeats), where --quick is a smoke run of `quick_model` at batch 1."""
+def parse_inference_arguments(parser, argv, models: list[str], batches: list[int], quick_model: str):
+    """Add the options every inference group takes and parse `argv`; with --quick, the workload
+    becomes a smoke run of `quick_model` at batch 1, 2 repeats."""
     parser.add_argument("--quick", action="store_true", help=f"{quick_model} only, batch 1, 2 repeats (smoke test)")
     parser.add_argument("--models", nargs="+", default=models)
     parser.add_argument("--batches", nargs="+", type=int, default=batches)
     parser.add_argument("--repeats", type=int, default=5)
-
-    def parse(argv):
-        args = parser.parse_args(argv)
-        return args, (([quick_model], [1], 2) if args.quick else (args.models, args.batches, args.repeats))
-
-    return parse
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.models, args.batches, args.repeats = [quick_model], [1], 2
+    return args
 
 
 def machine() -> dict:
