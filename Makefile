@@ -15,22 +15,26 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/resnet-parity demo
 
-# The whole suite on Keras' TensorFlow backend in one process. Beside it, tests/backends on
-# TensorFlow, JAX and PyTorch in turn, each backend in one process of its own: the main suite
-# spends most of its time in Python (building Keras graphs) on one core, so they take the other.
-# Their output is printed when they end; a failure anywhere fails `make test`.
+# Two processes at a time, one per core, each backend's tests in one process of its own:
+# - Keras on TensorFlow: the whole suite, tests/backends included (one process, so built models
+#   are shared between all of its tests);
+# - beside it, Keras on JAX and then on PyTorch: tests/backends, and in the JAX process also
+#   tests/imports, whose fresh processes each pick their own backend.
+# The side processes' output is printed when they end; a failure anywhere fails `make test`.
 TEST_LOGS := .test-logs
-BACKENDS := tensorflow jax torch
+SIDE_BACKENDS := jax torch
+PYTEST := $(PY) -m pytest -q -p no:cacheprovider
 
 test: $(STAMP)
 	@rm -rf $(TEST_LOGS) && mkdir -p $(TEST_LOGS)
-	@( for backend in $(BACKENDS); do \
-	     KERAS_BACKEND=$$backend $(PY) -m pytest -q -p no:cacheprovider tests/backends \
+	@( for backend in $(SIDE_BACKENDS); do \
+	     extra=$$( [ $$backend = jax ] && echo tests/imports ); \
+	     KERAS_BACKEND=$$backend $(PYTEST) $$extra tests/backends \
 	       > $(TEST_LOGS)/$$backend.log 2>&1; echo $$? > $(TEST_LOGS)/$$backend.status; \
 	   done ) & \
-	KERAS_BACKEND=tensorflow $(PY) -m pytest -q --ignore=tests/backends; status=$$?; wait; \
-	for backend in $(BACKENDS); do \
-	  echo; echo "== tests/backends on Keras' $$backend backend"; cat $(TEST_LOGS)/$$backend.log; \
+	KERAS_BACKEND=tensorflow $(PYTEST) --ignore=tests/imports; status=$$?; wait; \
+	for backend in $(SIDE_BACKENDS); do \
+	  echo; echo "== tests on Keras' $$backend backend"; cat $(TEST_LOGS)/$$backend.log; \
 	  [ "$$(cat $(TEST_LOGS)/$$backend.status)" = 0 ] || status=1; \
 	done; exit $$status
 

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections import OrderedDict
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,47 @@ CIFAR_SIZES = [(32, 32), (33, 33), (31, 40)]
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+class KerasModels:
+    """Built resnet_tf models by spec, kept for the whole test process: building Keras graphs is
+    most of the suite's time (resnet1202: 13 s, resnest269: 6 s), and most specs are built by
+    several tests. Callers assign every weight before use (porting does, strictly) and never change
+    a model's structure. The oldest models go once those kept exceed `budget` parameters."""
+
+    def __init__(self, budget: int = 1_600_000_000):
+        self.budget = budget
+        self.models: "OrderedDict[tuple, object]" = OrderedDict()
+
+    def __call__(self, spec):
+        import keras
+        import resnet_spec as rs
+        import resnet_tf
+
+        key = (spec, keras.backend.backend(), keras.config.dtype_policy().name)
+        if key in self.models:
+            self.models.move_to_end(key)
+            return self.models[key]
+        model = self.models[key] = resnet_tf.ResNet(spec)
+        size = lambda k: rs.count_parameters(k[0]).params  # noqa: E731
+        while len(self.models) > 1 and sum(map(size, self.models)) > self.budget:
+            self.models.popitem(last=False)
+        return model
+
+
+keras_model_of = KerasModels()
+
+
+def ported(name_or_spec, seed: int = 0, **options):
+    """(a resnet_torch model with randomised weights, in eval mode; a resnet_tf model of the same
+    spec holding its weights, from keras_model_of)."""
+    import parity
+    import resnet_spec as rs
+    import resnet_torch
+    from parity.testing import randomize_torch
+
+    torch_model = randomize_torch(resnet_torch.ResNet(rs.resolve(name_or_spec, **options)), seed).eval()
+    return torch_model, parity.torch_to_keras(torch_model, keras_model_of(torch_model.spec))
 
 
 def shared_checkpoint(name: str) -> Path:

@@ -187,7 +187,8 @@ def keras_to_state_dict(keras_model) -> "OrderedDict[str, torch.Tensor]":
     for layer in weighted:
         for t in tensors(layer):
             var, _ = mapping[f"{layer.name}.{t.torch_suffix}"]
-            out[f"{layer.name}.{t.torch_suffix}"] = torch.from_numpy(np.ascontiguousarray(t.to_torch(var.numpy())))
+            # A copy: a variable's numpy view may be read-only (JAX) or the variable's own memory.
+            out[f"{layer.name}.{t.torch_suffix}"] = torch.tensor(t.to_torch(var.numpy()))
         if isinstance(layer, rs.BatchNorm):
             out[f"{layer.name}.{rs.BN_COUNTER}"] = torch.tensor(NUM_BATCHES_TRACKED, dtype=torch.long)
     return out
@@ -203,15 +204,23 @@ def torch_to_keras(torch_model, keras_model=None):
     return state_dict_to_keras(torch_model.state_dict(), keras_model)
 
 
+def torch_model_holding(spec: rs.ResNetSpec, state_dict) -> "torch.nn.Module":
+    """A resnet_torch model of `spec` whose parameters and buffers are the state_dict's own
+    tensors (strictly: every key, exact shapes). Built on the meta device, so nothing is
+    allocated or initialised only to be overwritten (1 s for wide_resnet101_2)."""
+    with torch.device("meta"):
+        model = resnet_torch.ResNet(spec)
+    model.load_state_dict(state_dict, strict=True, assign=True)
+    return model
+
+
 def keras_to_torch(keras_model, torch_model=None):
     """A resnet_torch model holding `keras_model`'s weights; built from the Keras model's spec
     (which a .keras file keeps) unless `torch_model` is given (then loaded in place, strictly).
     num_batches_tracked becomes NUM_BATCHES_TRACKED (0)."""
     state_dict = keras_to_state_dict(keras_model)
     if torch_model is None:
-        import resnet_torch
-
-        torch_model = resnet_torch.ResNet(_spec_of(keras_model))
+        return torch_model_holding(_spec_of(keras_model), state_dict)
     target = torch_model.state_dict()
     missing = set(target) - set(state_dict)
     unexpected = set(state_dict) - set(target)

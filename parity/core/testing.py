@@ -20,32 +20,30 @@ def randomize_state_dict(state_dict, seed: int = 0, dtype=None):
     import torch
 
     g = torch.Generator().manual_seed(seed)
-
-    def uniform(t, lo, hi):
-        return torch.rand(t.shape, generator=g, dtype=torch.float64) * (hi - lo) + lo
-
-    def normal(t, std):
-        return torch.randn(t.shape, generator=g, dtype=torch.float64) * std
-
     for key, t in state_dict.items():
         if not t.is_floating_point():
             continue
         leaf = key.rsplit(".", 1)[-1]
         if leaf == "running_var":
-            value = uniform(t, 0.5, 2.0)
+            draw = ("uniform", 0.5, 2.0)
         elif leaf == "running_mean":
-            value = normal(t, 0.2)
+            draw = ("normal", 0.0, 0.2)
         elif leaf == "weight" and t.dim() == 1:  # BatchNorm scale
-            value = uniform(t, 0.5, 1.5)
+            draw = ("uniform", 0.5, 1.5)
         elif leaf == "weight":
-            fan_in = math.prod(t.shape[1:])
-            value = normal(t, 1.0 / math.sqrt(fan_in))
+            draw = ("normal", 0.0, 1.0 / math.sqrt(math.prod(t.shape[1:])))
         elif leaf == "bias" and key.replace(".bias", ".running_mean") in state_dict:
-            value = normal(t, 0.2)  # BatchNorm shift
+            draw = ("normal", 0.0, 0.2)  # BatchNorm shift
         else:
-            value = normal(t, 0.1)
+            draw = ("normal", 0.0, 0.1)
+        # Drawn in place, in the tensor's own dtype: drawing float64 and casting took 4x as long
+        # (3.7 s for wide_resnet101_2), which test suites pay for every network they randomise.
+        target = t if dtype is None or dtype == t.dtype else torch.empty(t.shape, dtype=dtype)
+        kind, a, b = draw
         with torch.no_grad():
-            t.copy_(value.to(dtype or t.dtype))
+            (target.uniform_ if kind == "uniform" else target.normal_)(a, b, generator=g)
+            if target is not t:
+                t.copy_(target)
     return state_dict
 
 

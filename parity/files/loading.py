@@ -83,16 +83,13 @@ def load_checkpoint(path, arch: str | None = None, num_classes: int | None = Non
 
 
 def torch_model(spec: rs.ResNetSpec, state_dict) -> "torch.nn.Module":
-    """The model holding the state_dict's own tensors (float32), in eval mode: built on the meta
-    device, so no memory is allocated and nothing is initialised only to be overwritten.
-    BatchNorm counters a file lacks start at porting.NUM_BATCHES_TRACKED."""
-    with torch.device("meta"):
-        model = resnet_torch.ResNet(spec)
+    """The model holding the state_dict's own tensors (float32), in eval mode, built without
+    allocating or initialising anything (porting.torch_model_holding). BatchNorm counters a file
+    lacks start at porting.NUM_BATCHES_TRACKED."""
     tensors = {k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()}
-    for k in model.plan.counter_keys():
+    for k in rs.plan(spec).counter_keys():
         tensors.setdefault(k, torch.tensor(porting.NUM_BATCHES_TRACKED, dtype=torch.long))
-    model.load_state_dict(tensors, strict=True, assign=True)
-    return model.eval()
+    return porting.torch_model_holding(spec, tensors).eval()
 
 
 def load_models(source, frameworks=FRAMEWORKS, arch: str | None = None, num_classes: int | None = None,

@@ -23,6 +23,7 @@ import resnet_tf  # noqa: E402
 import resnet_torch  # noqa: E402
 from parity.core.metrics import relative_error  # noqa: E402
 from parity.core.testing import randomize_torch  # noqa: E402
+from conftest import ported  # noqa: E402
 
 BACKEND = keras.backend.backend()
 FAMILY_VARIANTS = [rs.names(family)[0] for family in rs.FAMILIES]
@@ -40,11 +41,6 @@ def _free_keras():
 def images(spec, size=None, batch=2, seed=0):
     size = size or ((33, 31) if spec.input_size <= 64 else (67, 61))
     return np.random.default_rng(seed).standard_normal((batch, spec.in_channels, *size)).astype(np.float32)
-
-
-def ported(name, seed=0, **options):
-    torch_model = randomize_torch(resnet_torch.create_model(name, **options), seed).eval()
-    return torch_model, parity.torch_to_keras(torch_model)
 
 
 def test_the_backend_is_the_one_asked_for():

@@ -16,6 +16,7 @@ import resnet_tf  # noqa: E402
 import resnet_torch  # noqa: E402
 from parity.testing import randomize_torch  # noqa: E402
 from parity.core.metrics import relative_error  # noqa: E402
+from conftest import ported  # noqa: E402
 
 # One variant per family, the smallest of each.
 REPRESENTATIVES = {family: rs.names(family)[0] for family in rs.FAMILIES}
@@ -32,8 +33,7 @@ def _free_keras():
 def test_stage_feature_maps_agree(name):
     spec = rs.get(name)
     size = (33, 31) if spec.family == "cifar" else (61, 86)
-    torch_model = randomize_torch(resnet_torch.create_model(name, features_only=True), seed=3).eval()
-    keras_model = parity.torch_to_keras(torch_model)
+    torch_model, keras_model = ported(name, seed=3, features_only=True)
     x = np.random.default_rng(3).standard_normal((2, 3, *size)).astype(np.float32)
     with torch.no_grad():
         t_maps = torch_model(torch.from_numpy(x))

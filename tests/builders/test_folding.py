@@ -10,9 +10,9 @@ import tensorflow as tf  # noqa: E402
 import resnet_spec as rs  # noqa: E402
 import resnet_tf  # noqa: E402
 import resnet_torch  # noqa: E402
-from parity.core import porting  # noqa: E402
 from parity.testing import randomize_torch  # noqa: E402
 from parity.core.metrics import relative_error  # noqa: E402
+from conftest import ported  # noqa: E402
 
 FAMILY_VARIANTS = [rs.names(family)[0] for family in rs.FAMILIES]
 
@@ -25,14 +25,13 @@ def within_contract(ours, reference):
 def test_folded_models_compute_what_the_unfolded_ones_do(name):
     spec = rs.get(name)
     size = (33, 31) if spec.family == "cifar" else (67, 61)
-    model = randomize_torch(resnet_torch.create_model(name), seed=3).eval()
+    model, keras_model = ported(name, seed=3)
     folded = resnet_torch.fold_batchnorm(model)
     x = np.random.default_rng(0).standard_normal((2, 3, *size)).astype(np.float32)
     with torch.no_grad():
         reference = model(torch.from_numpy(x)).numpy()
         assert within_contract(folded(torch.from_numpy(x)).numpy(), reference)
 
-    keras_model = porting.torch_to_keras(model)
     keras_folded = resnet_tf.fold_batchnorm(keras_model)
     assert keras_folded.name == f"{keras_model.name}_folded"  # see resnet_tf.fold_batchnorm
     nhwc = x.transpose(0, 2, 3, 1)

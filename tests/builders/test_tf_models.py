@@ -20,7 +20,7 @@ import resnet_torch  # noqa: E402
 from parity.core.porting import torch_to_keras  # noqa: E402
 from parity.testing import randomize_torch  # noqa: E402
 
-from conftest import CIFAR_SIZES, IMAGENET_SIZES, assert_imports_none_of  # noqa: E402
+from conftest import CIFAR_SIZES, IMAGENET_SIZES, assert_imports_none_of, keras_model_of, ported  # noqa: E402
 from parity.core.metrics import relative_error  # noqa: E402
 
 # The smallest registered variant of every family.
@@ -56,11 +56,6 @@ def images(size, batch=2, channels=3, seed=0):
     return np.random.default_rng(seed).standard_normal((batch, channels, *size)).astype(np.float32)
 
 
-def ported(name, seed=0, **options):
-    torch_model = randomize_torch(resnet_torch.create_model(name, **options), seed).eval()
-    return torch_model, torch_to_keras(torch_model)
-
-
 @pytest.fixture
 def free_keras():
     yield
@@ -89,7 +84,7 @@ _TORCH_NAME = {
 @pytest.mark.slow
 @pytest.mark.parametrize("name", rs.names())
 def test_every_variant_has_torchs_weights(name, free_keras):
-    keras_model = resnet_tf.create_model(name)
+    keras_model = keras_model_of(rs.get(name))  # shapes and names only: built once, shared
     with torch.device("meta"):  # shapes only: no memory, no initialisation
         torch_model = resnet_torch.create_model(name)
 
@@ -138,8 +133,7 @@ def test_a_builder_per_registered_name():
 def test_feature_outputs_match_torch_at_even_odd_and_non_square_sizes(name, free_keras):
     # Logits and every tapped layer of every variant are compared in test_parity; this checks
     # what a features_only model returns (for pre-activation nets, after bn_final and ReLU).
-    features_torch = randomize_torch(resnet_torch.create_model(name, features_only=True), 1).eval()
-    features_keras = torch_to_keras(features_torch)
+    features_torch, features_keras = ported(name, seed=1, features_only=True)
     for size in sizes_for(name):
         x = images(size, seed=size[0])
         stages_keras = keras_forward(features_keras, x)

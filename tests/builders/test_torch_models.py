@@ -32,6 +32,18 @@ def assert_close(ours, ref, rel):
     assert err <= rel, f"max|diff| / max(1, max|ref|) = {err:.3g} > {rel:.3g}"
 
 
+def uninitialised(build):
+    """The module `build()` makes, its tensors allocated but not initialised (every floating one is
+    randomised next): the initialisation of the largest networks takes a second each."""
+    with torch.device("meta"):
+        module = build()
+    module = module.to_empty(device="cpu")
+    for name, buffer in module.named_buffers():
+        if not buffer.is_floating_point():
+            buffer.zero_()  # BatchNorm counters
+    return module
+
+
 def _same_outputs(ours, ref, sizes, rel=1e-6, batch=2):
     """Randomise `ref`, load its state_dict into `ours` strictly, compare in eval mode."""
     randomize_torch(ref, seed=1)
@@ -47,12 +59,13 @@ def _same_outputs(ours, ref, sizes, rel=1e-6, batch=2):
 @pytest.mark.parametrize("name", TORCHVISION)
 def test_torchvision_checkpoints_load_strictly_and_agree(name):
     sizes = [(224, 224), (97, 97), (81, 118)] if name in ("resnet18", "resnet50") else [(224, 224), (75, 98)]
-    _same_outputs(resnet_torch.create_model(name), getattr(torchvision.models, name)(), sizes)
+    _same_outputs(resnet_torch.create_model(name), uninitialised(getattr(torchvision.models, name)), sizes)
 
 
 @pytest.mark.parametrize("name", list(TIMM))
 def test_timm_resnest_and_resnet_d_load_strictly_and_agree(name):
-    _same_outputs(resnet_torch.create_model(name), timm.create_model(TIMM[name]), [(224, 224), (75, 98)])
+    _same_outputs(resnet_torch.create_model(name), uninitialised(lambda: timm.create_model(TIMM[name])),
+                  [(224, 224), (75, 98)])
 
 
 def test_dilated_resnet50_agrees_with_torchvision():

@@ -11,9 +11,8 @@ import keras  # noqa: E402  (after torch, see conftest)
 
 import parity  # noqa: E402
 import resnet_spec as rs  # noqa: E402
-import resnet_torch  # noqa: E402
-from conftest import CIFAR_SIZES, IMAGENET_SIZES  # noqa: E402
-from parity.testing import assert_parity, randomize_torch  # noqa: E402
+from conftest import CIFAR_SIZES, IMAGENET_SIZES, ported  # noqa: E402
+from parity.testing import assert_parity  # noqa: E402
 
 # One representative per family for the train-mode step (batch statistics, gradients, SGD).
 TRAIN_REPRESENTATIVES = [
@@ -30,11 +29,6 @@ def _free_keras():
 
 def images(size, batch=2, seed=0):
     return np.random.default_rng(seed).standard_normal((batch, 3, *size)).astype(np.float32)
-
-
-def ported(name, seed=0, **options):
-    torch_model = randomize_torch(resnet_torch.create_model(name, **options), seed).eval()
-    return torch_model, parity.torch_to_keras(torch_model)
 
 
 @pytest.mark.parametrize("name", rs.names())
