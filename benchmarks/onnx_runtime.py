@@ -25,7 +25,7 @@ def main(argv=None) -> int:
     import onnxruntime as ort
     import torch
 
-    from parity.apps import onnx_export
+    import parity
     from parity.files.loading import load_models
 
     torch.set_grad_enabled(False)
@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for name in models:
             path = Path(tmp) / f"{name}.onnx"
-            onnx_export.export_onnx(name, path, framework="torch", size=(SIZE, SIZE))
+            parity.export_onnx(name, path, framework="torch", size=(SIZE, SIZE))
             torch_model = load_models(name, ("torch",))["torch"]  # the same seeded weights
             options = ort.SessionOptions()
             # ONNX Runtime's idle threads spin by default, stealing the cores from the

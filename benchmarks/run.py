@@ -34,13 +34,18 @@ FOLDED = {
 }
 
 
-def _group(module: str, *args: str, env: dict | None = None) -> list[dict]:
+def _run(module: str, *args: str, env: dict | None = None):
+    """The JSON a benchmark module prints last, run in a fresh interpreter."""
     out = subprocess.run([sys.executable, "-m", f"benchmarks.{module}", *args], cwd=ROOT, capture_output=True,
                          text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})})
     if out.returncode != 0:
         raise RuntimeError(f"benchmarks.{module} {' '.join(args)} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _group(module: str, *args: str, env: dict | None = None) -> list[dict]:
     group = " ".join((module, *args, *(f"{k}={v}" for k, v in (env or {}).items())))
-    return [{**row, "group": group} for row in json.loads(out.stdout.strip().splitlines()[-1])]
+    return [{**row, "group": group} for row in _run(module, *args, env=env)]
 
 
 def parity_suite_seconds(quick: bool) -> dict:
@@ -82,6 +87,8 @@ def table(results: dict) -> str:
         lines.append(f"{'model':<16} {'batch':>5}  {'folded variant':<44} {'speed-up over unfolded':>22}")
     for f in results.get("folding", []):
         lines.append(f"{f['model']:<16} {f['batch']:>5}  {f['variant']:<44} {f['speedup']:>22.3f}")
+    if results.get("deploy"):
+        lines += [""] + deploy_table(results["deploy"])
     lines.append("")
     for c in results.get("conversion", []):
         lines.append(
@@ -93,6 +100,21 @@ def table(results: dict) -> str:
     for item in results.get("timings", []):
         lines.append(f"{item['what']}: {item['seconds']:.1f} s" + ("" if item.get("passed", True) else " (FAILED)"))
     return "\n".join(lines)
+
+
+def deploy_table(deploy: dict) -> list[str]:
+    """The deployment runtimes: images/s, GFLOP/s and the fraction of the roofline measured in
+    the same run, and the ratio to eager resnet_torch."""
+    peak = deploy["roofline"]
+    rates = ", ".join(f"{r['library']} {r['gflops']:.0f}" for r in peak)
+    lines = [f"roofline: {peak[0]['gflops']:.0f} GFLOP/s ({peak[0]['library']}, float32 GEMM {peak[0]['side']}^2; "
+             f"{rates})",
+             f"{'model':<16} {'batch':>5}  {'runtime':<24} {'img/s':>8} {'GFLOP/s':>8} {'of roofline':>11} "
+             f"{'vs eager torch':>14}"]
+    for row in deploy["rows"]:
+        lines.append(f"{row['model']:<16} {row['batch']:>5}  {row['variant']:<24} {row['images_per_s']:>8.2f} "
+                     f"{row['gflops']:>8.1f} {row['roofline_fraction']:>11.2f} {row['ratio']:>14.3f}")
+    return lines
 
 
 def chart(results: dict, path: Path) -> None:
@@ -128,6 +150,10 @@ def _backends(results: dict, quick: list[str]) -> None:
         results["inference"] += _group("backends", *quick, env={"KERAS_BACKEND": backend})
 
 
+def _deploy(results: dict, quick: list[str]) -> None:
+    results["deploy"] = _run("deploy", *quick)
+
+
 def _conversion(results: dict, quick: list[str]) -> None:
     results["conversion"] = _group("conversion", *quick)
 
@@ -144,8 +170,8 @@ def _parity_suite(results: dict, quick: list[str]) -> None:
 
 
 # Each group in its own processes; `--only` picks some.
-GROUPS = {"inference": _inference, "backends": _backends, "conversion": _conversion, "build": _build,
-          "parity-suite": _parity_suite}
+GROUPS = {"inference": _inference, "backends": _backends, "deploy": _deploy, "conversion": _conversion,
+          "build": _build, "parity-suite": _parity_suite}
 
 
 def main(argv=None) -> int:

@@ -7,13 +7,14 @@
     >>> print(report.table()); assert report.ok
     >>> state_dict, name = parity.load_checkpoint("resnet20-12fca82f.th")     # read safely, arch inferred
     >>> parity.convert_file("resnet20-12fca82f.th", "resnet20.keras")         # written atomically, verified
-    >>> parity.export_onnx("resnet20.keras", "resnet20.onnx", framework="keras")
+    >>> parity.export("resnet20.keras", "resnet20.onnx", framework="keras")         # checked in ONNX Runtime
+    >>> parity.export("resnet50.pth", "resnet50.tflite", quantize="dynamic-int8")   # in the LiteRT interpreter
 
 Floors, each importing only the ones below it (docs/architecture.md):
 
     core   porting, taps, metrics, report, comparison, training, testing, frameworks
     files  errors, atomic, checkpoints, identify, keras_io, keras_archive, loading, convert
-    apps   preprocess, labels, predict, train_parity, distributed, onnx_export
+    apps   preprocess, labels, predict, train_parity, distributed, export (ONNX, LiteRT, SavedModel, pt2)
     cli    the resnet-parity command, one module per subcommand
 
 This module is the front door: the names below resolve to those floors when first used, so
@@ -44,7 +45,10 @@ _EXPORTS = {
     "UnsafeCheckpointError": "files.errors",
     "ArchitectureError": "files.identify",
     "identify": "files.identify",
-    "export_onnx": "apps.onnx_export",
+    "export": "apps.export.flow",
+    "export_models": "apps.export.flow",
+    "export_onnx": "apps.export.flow",
+    "ExportError": "apps.export.formats",
 }
 
 _FLOORS = {"core", "files", "apps", "cli"}

@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import check, convert, demo, export_onnx, list_variants, predict, train_parity
+from . import check, convert, demo, export, export_onnx, list_variants, predict, train_parity
 from .errors import UsageError, expected_errors
 from .quiet import filtered_stderr
 
-COMMANDS = (list_variants, check, convert, export_onnx, predict, train_parity, demo)
+COMMANDS = (list_variants, check, convert, export, export_onnx, predict, train_parity, demo)
 
 __all__ = ["UsageError", "build_parser", "expected_errors", "main"]
 

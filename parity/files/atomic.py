@@ -4,12 +4,16 @@ Every output goes to a temporary file in the destination's own directory (so the
 stays on one file system and is atomic), then takes its name. Readers never see a partial
 file, and a failure at any point, a crash of the writer included, leaves at most a hidden
 `.NAME.*.tmp...` file, never a file under the destination's name.
+
+Outputs that are directories (a TensorFlow SavedModel) are written the same way: into a
+temporary directory beside the destination, which then takes its name by one rename.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -33,10 +37,11 @@ def full_suffix(path: str | os.PathLike) -> str:
     return next((s for s in COMPOUND_SUFFIXES if name.endswith(s)), Path(path).suffix)
 
 
-def check_destination(path: str | os.PathLike, force: bool = False) -> Path:
-    """Fail early, before any work, if `path` cannot or must not be written."""
+def check_destination(path: str | os.PathLike, force: bool = False, directory: bool = False) -> Path:
+    """Fail early, before any work, if `path` cannot or must not be written (as a file, or as
+    a directory where `directory`)."""
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir() and not directory:
         raise OutputPathError(f"{path} is a directory; expected a file name")
     if path.exists() and not force:
         raise OutputExistsError(path)
@@ -87,3 +92,44 @@ def write_atomic(path: str | os.PathLike, data: bytes, force: bool = False) -> P
     with atomic_path(path, force) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike, force: bool = False) -> Iterator[Path]:
+    """Yield a path for a new directory beside `path` (not yet created: writers such as
+    tf.saved_model.save make it themselves); when the block succeeds, it takes `path`'s name
+    by one rename.
+
+    If the block raises, the temporary directory is removed and `path` is untouched. Without
+    `force` an existing `path` is never replaced. With `force`, the old output is first moved
+    aside, then removed once the new one is in place (restored if the rename fails)."""
+    path = check_destination(path, force, directory=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp.rmdir()
+    try:
+        yield tmp
+        if not tmp.is_dir():
+            raise OutputPathError(f"nothing was written for {path}")
+        _publish_directory(tmp, path, force)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _publish_directory(tmp: Path, path: Path, force: bool) -> None:
+    if not (path.exists() or path.is_symlink()):
+        # rename() would replace an empty directory that appeared since the check above; a
+        # non-empty one or a file makes it fail, and nothing is lost either way.
+        os.rename(tmp, path)
+        return
+    if not force:
+        raise OutputExistsError(path)
+    old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+    aside = old / path.name
+    os.rename(path, aside)
+    try:
+        os.rename(tmp, path)
+    except OSError:
+        os.rename(aside, path)
+        raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)  # the old output, or nothing once restored

@@ -1,5 +1,6 @@
-"""ONNX export from both frameworks, run in ONNX Runtime at batch sizes other than the traced
-one, against PyTorch models built and randomised here (the reference), not against parity."""
+"""ONNX export from both frameworks at a fixed size (--size), run in ONNX Runtime at batch sizes
+other than the traced one, against PyTorch models built and randomised here (the reference), not
+against parity. tests/apps/test_export.py has the dynamic sizes and the other formats."""
 
 import gc
 import subprocess
@@ -36,13 +37,16 @@ def test_onnx_from_either_framework_agrees_with_both_at_a_dynamic_batch(tmp_path
     result = parity.export_onnx(name, dst, framework=framework, size=size, seed=3)
     assert result.report.ok, result.report.table()
     rows = {r.name for r in result.report.rows}
-    assert rows == {f"vs {ref}, batch {b}" for ref in ("torch", "keras") for b in (1, 3)}
+    assert rows == {f"vs {ref}, batch {b}, {size[0]}x{size[1]}" for ref in ("torch", "keras") for b in (1, 3)}
     assert [p.name for p in tmp_path.iterdir()] == [dst.name]
 
     model = onnx.load(dst)
     onnx.checker.check_model(model, full_check=True)
     batch_dim = model.graph.input[0].type.tensor_type.shape.dim[0]
     assert batch_dim.dim_param == "batch" and not batch_dim.HasField("dim_value")
+    # --size fixes height and width: the only free axis is the batch.
+    spatial = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim][1:]
+    assert spatial == ([3, *size] if framework == "torch" else [*size, 3])
 
     # The reference: the same seeded network, built here; a batch of 5 was never traced.
     reference = randomize_torch(resnet_torch.create_model(name), seed=3).eval()
