@@ -17,22 +17,25 @@ demo: $(STAMP)
 
 # Two processes at a time, one per core, each backend's tests in one process of its own:
 # - Keras on TensorFlow: the whole suite, tests/backends included (one process, so built models
-#   are shared between all of its tests);
-# - beside it, Keras on JAX and then on PyTorch: tests/backends, and in the JAX process also
-#   tests/imports, whose fresh processes each pick their own backend.
+#   are shared between all of its tests), but for what the side processes run;
+# - beside it, Keras on JAX and then on PyTorch: tests/backends, and also, so that both cores stay
+#   busy to the end, tests/imports in the JAX process (its fresh processes each pick their own
+#   backend) and in the PyTorch process the PyTorch builder's tests, which use no Keras at all.
 # The side processes' output is printed when they end; a failure anywhere fails `make test`.
 TEST_LOGS := .test-logs
 SIDE_BACKENDS := jax torch
+SIDE_TESTS_jax := tests/imports
+SIDE_TESTS_torch := tests/builders/test_torch_models.py
 PYTEST := $(PY) -m pytest -q -p no:cacheprovider
 
 test: $(STAMP)
 	@rm -rf $(TEST_LOGS) && mkdir -p $(TEST_LOGS)
 	@( for backend in $(SIDE_BACKENDS); do \
-	     extra=$$( [ $$backend = jax ] && echo tests/imports ); \
+	     extra=$$( [ $$backend = jax ] && echo $(SIDE_TESTS_jax) || echo $(SIDE_TESTS_torch) ); \
 	     KERAS_BACKEND=$$backend $(PYTEST) $$extra tests/backends \
 	       > $(TEST_LOGS)/$$backend.log 2>&1; echo $$? > $(TEST_LOGS)/$$backend.status; \
 	   done ) & \
-	KERAS_BACKEND=tensorflow $(PYTEST) --ignore=tests/imports; status=$$?; wait; \
+	KERAS_BACKEND=tensorflow $(PYTEST) $(foreach t,$(SIDE_TESTS_jax) $(SIDE_TESTS_torch),--ignore=$(t)); status=$$?; wait; \
 	for backend in $(SIDE_BACKENDS); do \
 	  echo; echo "== tests on Keras' $$backend backend"; cat $(TEST_LOGS)/$$backend.log; \
 	  [ "$$(cat $(TEST_LOGS)/$$backend.status)" = 0 ] || status=1; \

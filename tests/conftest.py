@@ -2,6 +2,7 @@
 importing torchvision after TensorFlow in one process crashes (segmentation fault)."""
 
 import atexit
+import gc
 import os
 import shutil
 import subprocess
@@ -45,6 +46,39 @@ CIFAR_SIZES = [(32, 32), (33, 33), (31, 40)]
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+def _resident_bytes() -> int | None:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return None  # not Linux: collect every time
+
+
+_collected_at = [0]
+GC_GROWTH = 1 << 30  # bytes the process may grow between two full collections
+
+
+def free_keras_memory() -> None:
+    """Keras' global state cleared; a full garbage collection only once the process has grown by
+    GC_GROWTH since the last one. A full collection walks every object, the shared models'
+    included: seconds each once the cache is full, twice per test before (clear_session collects
+    too), while the cycles of a test's own models only matter if they pile up."""
+    import keras
+
+    keras.backend.clear_session(free_memory=False)
+    rss = _resident_bytes()
+    if rss is None or rss - _collected_at[0] > GC_GROWTH:
+        gc.collect()
+        _collected_at[0] = _resident_bytes() or 0
+
+
+@pytest.fixture
+def free_keras():
+    """After the test, what it built in Keras may go (free_keras_memory)."""
+    yield
+    free_keras_memory()
 
 
 class KerasModels:

@@ -7,7 +7,6 @@ The exports are made once (module fixtures) and shared by the tests; each runtim
 files of its format in one fresh process, the four processes side by side.
 """
 
-import gc
 import json
 import subprocess
 import sys
@@ -20,11 +19,10 @@ import timm
 import torch
 import torchvision
 
-import keras  # noqa: E402  (after torch, see conftest)
 
 import parity  # noqa: E402
 from conftest import CLI_SCRIPT as SCRIPT  # noqa: E402
-from conftest import shared_checkpoint  # noqa: E402
+from conftest import free_keras_memory, shared_checkpoint  # noqa: E402
 from parity.apps.export import flow, formats, signatures  # noqa: E402
 from parity.apps.export.report import QUANTIZATION_BOUNDS  # noqa: E402
 from parity.core.metrics import relative_error  # noqa: E402
@@ -68,8 +66,7 @@ def exported(tmp_path_factory):
             results[name, fmt, framework, quantize] = flow.export_models(models, dst, quantize=quantize,
                                                                          framework=framework)
         del models
-        keras.backend.clear_session()
-        gc.collect()
+        free_keras_memory()
     return results, refs
 
 

@@ -2,7 +2,6 @@
 other than the traced one, against PyTorch models built and randomised here (the reference), not
 against parity. tests/apps/test_export.py has the dynamic sizes and the other formats."""
 
-import gc
 import subprocess
 
 import numpy as np
@@ -11,7 +10,6 @@ import onnxruntime as ort
 import pytest
 import torch
 
-import keras  # noqa: E402  (after torch, see conftest)
 
 import parity  # noqa: E402
 import resnet_torch  # noqa: E402
@@ -21,11 +19,7 @@ from conftest import CLI_SCRIPT as SCRIPT  # noqa: E402
 from parity.core.metrics import relative_error  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _free_keras():
-    yield
-    keras.backend.clear_session()
-    gc.collect()
+pytestmark = pytest.mark.usefixtures("free_keras")  # conftest
 
 
 # resnet20: option A shortcuts (strided slicing, channel padding); resnet18d: deep stem and

@@ -1,7 +1,6 @@
 """Predictions: one preprocessing in both frameworks, softmax over classes, label decoding, and the
 real CIFAR checkpoint giving the same top-5 in PyTorch and Keras."""
 
-import gc
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +21,6 @@ from parity.files.loading import load_models  # noqa: E402
 
 # Real photographs that scikit-learn ships (427 x 640).
 PHOTOS = Path(sklearn.__file__).parent / "datasets" / "images"
-
-
-@pytest.fixture
-def _free_keras():
-    yield
-    keras.backend.clear_session()
-    gc.collect()
 
 
 def photos():
@@ -123,7 +115,7 @@ def converted_resnet20(tmp_path) -> Path:
     return path
 
 
-@pytest.mark.usefixtures("_free_keras")
+@pytest.mark.usefixtures("free_keras")
 def test_real_checkpoint_gives_the_same_top5_in_both_frameworks(tmp_path):
     weights = converted_resnet20(tmp_path)
     models = load_models(weights, arch="resnet20")
@@ -146,7 +138,7 @@ def test_real_checkpoint_gives_the_same_top5_in_both_frameworks(tmp_path):
     assert top_t[0][0].label == labels.class_names("cifar10")[int(ref[0].argmax())]
 
 
-@pytest.mark.usefixtures("_free_keras")
+@pytest.mark.usefixtures("free_keras")
 def test_predict_command_prints_both_frameworks_and_reads_keras_files(tmp_path, capsys):
     weights = converted_resnet20(tmp_path)
     image = tmp_path / "odd.png"

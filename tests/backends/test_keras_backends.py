@@ -5,7 +5,6 @@ The reference is resnet_torch with randomised weights; a .keras file saved here 
 other two backends in fresh processes.
 """
 
-import gc
 import json
 import os
 import subprocess
@@ -31,11 +30,7 @@ FAMILY_VARIANTS = [rs.names(family)[0] for family in rs.FAMILIES]
 TRAIN_VARIANTS = ["resnet18", "resnext50_32x4d", "resnest50", "preact_resnet18", "resnet20"]
 
 
-@pytest.fixture(autouse=True)
-def _free_keras():
-    yield
-    keras.backend.clear_session()
-    gc.collect()
+pytestmark = pytest.mark.usefixtures("free_keras")  # conftest
 
 
 def images(spec, size=None, batch=2, seed=0):

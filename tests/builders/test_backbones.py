@@ -1,7 +1,6 @@
 """Backbones: features mode gives the same stage feature maps in both frameworks, and a new head
 for another task (dense prediction) attaches the same way in both."""
 
-import gc
 
 import numpy as np
 import pytest
@@ -22,11 +21,7 @@ from conftest import ported  # noqa: E402
 REPRESENTATIVES = {family: rs.names(family)[0] for family in rs.FAMILIES}
 
 
-@pytest.fixture(autouse=True)
-def _free_keras():
-    yield
-    keras.backend.clear_session()
-    gc.collect()
+pytestmark = pytest.mark.usefixtures("free_keras")  # conftest
 
 
 @pytest.mark.parametrize("name", sorted(REPRESENTATIVES.values()))

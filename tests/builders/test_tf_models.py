@@ -4,7 +4,6 @@ Weights are randomised in PyTorch (parity.testing.randomize_torch) and ported to
 swapped BatchNorm vector, a transposed kernel or a mis-ordered channel shows up in the outputs.
 """
 
-import gc
 import math
 
 import numpy as np
@@ -54,13 +53,6 @@ def assert_close(y_keras, y_torch, what):
 
 def images(size, batch=2, channels=3, seed=0):
     return np.random.default_rng(seed).standard_normal((batch, channels, *size)).astype(np.float32)
-
-
-@pytest.fixture
-def free_keras():
-    yield
-    keras.backend.clear_session()
-    gc.collect()
 
 
 # --- every variant: the same weights, name for name and shape for shape -----------------------

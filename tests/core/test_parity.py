@@ -1,13 +1,11 @@
 """The parity contract of DESIGN.md, for every variant, through the public parity API."""
 
-import gc
 import json
 
 import numpy as np
 import pytest
 import torch
 
-import keras  # noqa: E402  (after torch, see conftest)
 
 import parity  # noqa: E402
 import resnet_spec as rs  # noqa: E402
@@ -20,11 +18,7 @@ TRAIN_REPRESENTATIVES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _free_keras():
-    yield
-    keras.backend.clear_session()
-    gc.collect()
+pytestmark = pytest.mark.usefixtures("free_keras")  # conftest
 
 
 def images(size, batch=2, seed=0):

@@ -1,6 +1,5 @@
 """parity.porting: strict weight maps between resnet_torch and resnet_tf, both ways."""
 
-import gc
 
 import numpy as np
 import pytest
@@ -32,11 +31,7 @@ ROUND_TRIP = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _free_keras():
-    yield
-    keras.backend.clear_session()
-    gc.collect()
+pytestmark = pytest.mark.usefixtures("free_keras")  # conftest
 
 
 def random_torch(spec, seed=0):

@@ -6,7 +6,6 @@ References are the models that wrote the files (torchvision and timm with random
 or the pytorch_resnet_cifar10 checkpoints), never our own output.
 """
 
-import gc
 import json
 import os
 import pickle
@@ -27,7 +26,7 @@ import keras  # noqa: E402  (after torch, see conftest)
 import parity  # noqa: E402
 import resnet_spec as rs  # noqa: E402
 import resnet_torch  # noqa: E402
-from conftest import shared_checkpoint  # noqa: E402
+from conftest import free_keras_memory, shared_checkpoint  # noqa: E402
 from parity.files import keras_io  # noqa: E402
 from parity.testing import randomize_state_dict, randomize_torch  # noqa: E402
 
@@ -37,11 +36,7 @@ CIFAR_MEAN = np.array([0.485, 0.456, 0.406], np.float32).reshape(1, 3, 1, 1)
 CIFAR_STD = np.array([0.229, 0.224, 0.225], np.float32).reshape(1, 3, 1, 1)
 
 
-@pytest.fixture(autouse=True)
-def _free_keras():
-    yield
-    keras.backend.clear_session()
-    gc.collect()
+pytestmark = pytest.mark.usefixtures("free_keras")  # conftest
 
 
 def cli(*args):
@@ -157,8 +152,7 @@ def converted(tmp_path_factory):
         result = parity.convert_file(src, tmp / f"{case}.keras")
         results[case] = (src, result, reference)
         del reference
-        keras.backend.clear_session()
-        gc.collect()
+        free_keras_memory()
     return tmp, results
 
 

@@ -34,10 +34,7 @@ SPECS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _free_keras():
-    yield
-    keras.backend.clear_session(free_memory=True)
+pytestmark = pytest.mark.usefixtures("free_keras")  # conftest
 
 
 def random_state_dict(spec, seed):

@@ -3,19 +3,18 @@ in both frameworks with the plan's counts and ports by the parity contract."""
 
 import collections
 import dataclasses
-import gc
 import math
 
 import numpy as np
 import pytest
 import torch  # noqa: F401  (before Keras, see conftest)
 
-import keras  # noqa: E402  (after torch, see conftest)
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
 import parity  # noqa: E402
 import resnet_spec as rs  # noqa: E402
 import resnet_torch  # noqa: E402
+from conftest import free_keras_memory  # noqa: E402
 from parity.core.testing import randomize_torch  # noqa: E402
 
 FIELDS = {f.name for f in dataclasses.fields(rs.ResNetSpec)}
@@ -87,8 +86,7 @@ def test_random_specs_are_refused_by_field_or_agree_in_both_frameworks():
         report = parity.compare(torch_model, keras_model, x)
         assert report.ok, f"{spec}\n{report.table()}"
         outcomes["built"] += 1
-        keras.backend.clear_session()
-        gc.collect()
+        free_keras_memory()
 
     check()
     # Both outcomes really happen: a generator that only made invalid specs would prove nothing.
