@@ -76,7 +76,8 @@ def fold_speedups(rows: list[dict]) -> list[dict]:
 
 def table(results: dict) -> str:
     lines = [f"machine: {results['machine']['cpu']}, {results['machine']['cores']} cores; {results['date']}", ""]
-    lines.append(f"{'model':<16} {'batch':>5}  {'variant':<44} {'img/s':>8} {'ratio':>7}  reference")
+    if results["inference"]:  # not where only other groups ran
+        lines.append(f"{'model':<16} {'batch':>5}  {'variant':<44} {'img/s':>8} {'ratio':>7}  reference")
     for row in results["inference"]:
         ratio = row.get("ratio_per_mac", row["ratio"])
         per = " per MAC" if "ratio_per_mac" in row else ""
@@ -88,7 +89,7 @@ def table(results: dict) -> str:
     for f in results.get("folding", []):
         lines.append(f"{f['model']:<16} {f['batch']:>5}  {f['variant']:<44} {f['speedup']:>22.3f}")
     if results.get("deploy"):
-        lines += [""] + deploy_table(results["deploy"])
+        lines += ([""] if results["inference"] else []) + deploy_table(results["deploy"])
     lines.append("")
     for c in results.get("conversion", []):
         lines.append(
