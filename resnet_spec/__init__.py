@@ -13,9 +13,9 @@ descriptors), geometry (output sizes), naming (Keras-side names), plan (a spec e
 from .cost import Counts, count_macs, count_parameters
 from .geometry import output_length, output_size
 from .naming import KERAS_BACKENDS, keras_name
-from .plan import Plan, foldable_pairs, plan
+from .plan import CLASSIFIER, Plan, foldable_pairs, plan
 from .registry import FAMILIES, UnknownArchitecture, builders, get, names, resolve
-from .spec import BLOCK_KINDS, BLOCKS, POOLINGS, SHORTCUTS, STEMS, BlockKind, ResNetSpec, SpecError
+from .spec import BLOCK_KINDS, BLOCKS, HEAD_LAYERS, POOLINGS, SHORTCUTS, STEMS, BlockKind, ResNetSpec, SpecError
 from .steps import (
     BN_COUNTER,
     BN_EPS,
@@ -37,8 +37,8 @@ from .steps import (
 )
 
 __all__ = [
-    "BLOCKS", "BLOCK_KINDS", "BN_COUNTER", "BN_EPS", "BN_MOMENTUM", "BatchNorm", "Block", "BlockKind", "Conv", "Counts",
-    "Dropout", "FAMILIES", "GlobalPool", "KERAS_BACKENDS", "Linear", "POOLINGS", "Plan", "Pool", "ReLU", "ResNetSpec", "SHORTCUTS",
+    "BLOCKS", "BLOCK_KINDS", "BN_COUNTER", "BN_EPS", "BN_MOMENTUM", "BatchNorm", "Block", "BlockKind", "CLASSIFIER", "Conv",
+    "Counts", "Dropout", "FAMILIES", "GlobalPool", "HEAD_LAYERS", "KERAS_BACKENDS", "Linear", "POOLINGS", "Plan", "Pool", "ReLU", "ResNetSpec", "SHORTCUTS",
     "STEMS", "SpecError", "SplitAttention", "Step", "UnknownArchitecture", "WEIGHTED", "Weighted", "ZeroPadShortcut",
     "builders", "count_macs", "count_parameters", "foldable_pairs", "get", "keras_name", "leaves", "names", "output_length",
     "output_size", "plan", "resolve",

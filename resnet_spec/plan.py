@@ -224,8 +224,29 @@ def _head(spec: ResNetSpec, channels: int) -> tuple[tuple[Step, ...], tuple[Step
         if spec.drop_rate > 0:
             head.append(Dropout("dropout", spec.drop_rate))
         if spec.include_top:
-            head.append(Linear("fc", channels, spec.num_classes))
+            head += _classifier(spec, channels)
     return final, tuple(head)
+
+
+CLASSIFIER = "fc"  # torchvision's name for the classifier, and for the nn.Sequential of a longer head
+
+
+def _classifier(spec: ResNetSpec, channels: int) -> list[Step]:
+    """The Linear "fc", or with spec.head the head's layers and then that Linear, numbered
+    fc.0, fc.1, ... as nn.Sequential numbers its children (a fine-tuned `model.fc`)."""
+    if not spec.head:
+        return [Linear(CLASSIFIER, channels, spec.num_classes)]
+    steps: list[Step] = []
+    for i, (kind, *args) in enumerate(spec.head):
+        name = f"{CLASSIFIER}.{i}"
+        if kind == "linear":
+            steps.append(Linear(name, channels, args[0]))
+            channels = args[0]
+        elif kind == "dropout":
+            steps.append(Dropout(name, args[0]))
+        else:
+            steps.append(ReLU(name))
+    return steps + [Linear(f"{CLASSIFIER}.{len(spec.head)}", channels, spec.num_classes)]
 
 
 @functools.lru_cache(maxsize=256)

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 STEMS = ("classic", "deep", "cifar")
 SHORTCUTS = ("projection", "avg_down", "zero_pad")
 POOLINGS = ("avg", "max", None)
+# The layers a classifier head may have before its last Linear (see ResNetSpec.head):
+# ("linear", features), ("relu",), ("dropout", rate).
+HEAD_LAYERS = ("linear", "relu", "dropout")
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,11 @@ class ResNetSpec:
       classifier), output_stride (replace the last strides by dilation), zero_init_residual
       (zero the last BatchNorm scale, or for pre-activation blocks the last conv, of each
       residual branch), features_only (return every stage's feature map).
+      head             the classifier head's layers before its last Linear, as fine-tuning puts
+                       them there: () for one Linear named "fc" (torchvision's), else a tuple of
+                       ("linear", features), ("relu",) and ("dropout", rate), built as an
+                       nn.Sequential "fc" whose children fc.0, fc.1, ... are these layers and then
+                       the Linear to num_classes. Only used with include_top.
     """
 
     name: str
@@ -92,6 +100,7 @@ class ResNetSpec:
     include_top: bool = True
     pooling: str | None = "avg"
     drop_rate: float = 0.0
+    head: tuple[tuple, ...] = ()
     output_stride: int | None = None
     zero_init_residual: bool = False
     features_only: bool = False
@@ -99,6 +108,7 @@ class ResNetSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(self.layers))
         object.__setattr__(self, "widths", tuple(self.widths))
+        object.__setattr__(self, "head", _head_tuple(self.head))
         if self.features_only:
             # A feature extractor has no classifier; say so once here for every builder.
             object.__setattr__(self, "include_top", False)
@@ -177,11 +187,24 @@ class ResNetSpec:
 
     def to_config(self) -> dict:
         """The fields as plain JSON values (tuples become lists): what files record."""
-        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in dataclasses.fields(self)}
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     @classmethod
     def from_config(cls, config: dict) -> "ResNetSpec":
         return cls(**config)  # __post_init__ turns lists back into tuples and validates
+
+
+def _plain(value):
+    return [_plain(v) for v in value] if isinstance(value, (tuple, list)) else value
+
+
+def _head_tuple(head):
+    """The head as a tuple of tuples, whatever sequences it came in (a config's lists); a bare
+    name stands for a layer without arguments ("relu"). Anything else is left for _validate."""
+    if isinstance(head, (list, tuple)):
+        return tuple(tuple(layer) if isinstance(layer, (list, tuple)) else (layer,) if isinstance(layer, str)
+                     else layer for layer in head)
+    return head
 
 
 def _validate(s: ResNetSpec) -> None:
@@ -251,6 +274,7 @@ def _validate(s: ResNetSpec) -> None:
             f"got {s.num_classes!r}, expected a positive integer (or include_top=False)",
         )
     check(0.0 <= s.drop_rate < 1.0, "drop_rate", f"got {s.drop_rate}, expected 0 <= drop_rate < 1")
+    _validate_head(s.head, check)
 
     native = s.native_output_stride
     # Dilation may replace the strides of all but the first stride-2 stage.
@@ -260,6 +284,24 @@ def _validate(s: ResNetSpec) -> None:
         "output_stride",
         f"got {s.output_stride}, expected one of {allowed} for {s.name}",
     )
+
+
+def _validate_head(head, check) -> None:
+    layers = "('linear', features), ('relu',) or ('dropout', rate)"
+    expected = f"expected one of {layers}"
+    check(isinstance(head, tuple), "head", f"got {head!r}, expected a sequence of layers, each {layers}")
+    for i, layer in enumerate(head):
+        kind, args = (layer[0], layer[1:]) if isinstance(layer, tuple) and layer else (None, ())
+        check(kind in HEAD_LAYERS, "head", f"layer {i} is {layer!r}; {expected}")
+        if kind == "linear":
+            ok = len(args) == 1 and isinstance(args[0], int) and not isinstance(args[0], bool) and args[0] >= 1
+            check(ok, "head", f"layer {i} is {layer!r}; expected ('linear', features) with features >= 1")
+        elif kind == "dropout":
+            ok = len(args) == 1 and isinstance(args[0], (int, float)) and not isinstance(args[0], bool)
+            check(ok and 0.0 <= args[0] < 1.0, "head", f"layer {i} is {layer!r}; expected ('dropout', rate) "
+                  "with 0 <= rate < 1")
+        else:
+            check(not args, "head", f"layer {i} is {layer!r}; a ReLU takes no arguments: ('relu',)")
 
 
 def _validate_widths(s: ResNetSpec, check) -> None:

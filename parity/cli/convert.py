@@ -27,7 +27,7 @@ def convert_one(src: Path, dst: Path, args) -> int:
 
     try:
         result = convert_file(src, dst, arch=args.arch, num_classes=args.num_classes, force=args.force,
-                              verify=not args.no_verify, key=args.key)
+                              verify=not args.no_verify, key=args.key, prefix=args.prefix)
     except VerificationError as err:
         print(err.report.table(), end="\n\n")
         print(f"resnet-parity convert: {err}", file=sys.stderr)
@@ -78,8 +78,10 @@ def add_parser(sub):
         "convert",
         help="convert checkpoint files between PyTorch and Keras, verified",
         description="Convert PyTorch files (.pth .pt .th .bin .ckpt .safetensors; torchvision, "
-        "official ResNeSt, timm and pytorch_resnet_cifar10 naming, nested or with a 'module.' "
-        "prefix) to Keras (.keras, .weights.h5), or back. The architecture is read from the "
+        "official ResNeSt, timm and pytorch_resnet_cifar10 naming; the state_dict nested under any "
+        "key, as PyTorch's tutorial checkpoint and Lightning keep it; keys under a prefix such as "
+        "'module.' or 'model.'; fine-tuned heads: fc as nn.Linear or an nn.Sequential of Linear, "
+        "ReLU and Dropout) to Keras (.keras, .weights.h5), or back. The architecture is read from the "
         "tensors unless --arch is given. The written file is read back and compared with the "
         "source on random inputs; the table is printed and the exit status is 1 if it breaks the "
         "parity contract (then nothing is written). Files are read without unpickling code.",
@@ -88,7 +90,10 @@ def add_parser(sub):
                    help="one source and a destination file, or sources and an existing directory")
     p.add_argument("--arch", metavar="NAME", help="the architecture (default: inferred from the tensors)")
     p.add_argument("--num-classes", type=int, metavar="N", help="classifier size (default: from fc.weight)")
-    p.add_argument("--key", metavar="KEY", help="the checkpoint entry holding the weights (e.g. state_dict_ema)")
+    p.add_argument("--key", metavar="KEY", help="the checkpoint entry holding the weights where several could be "
+                   "(e.g. state_dict_ema; a nested one as a path, ema/model)")
+    p.add_argument("--prefix", metavar="PREFIX", help="take the tensors whose names start with PREFIX (e.g. "
+                   "backbone.), stripped; '' keeps the names as they are (default: strip a prefix every key shares)")
     p.add_argument("--format", choices=list(FORMATS), help="output format when DST is a directory "
                    "(default: keras for PyTorch sources, pth for Keras sources)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")

@@ -74,8 +74,14 @@ def convert_file(
     force: bool = False,
     verify: bool = True,
     key: str | None = None,
+    prefix: str | None = None,
 ) -> Conversion:
     """Convert `src` (PyTorch side or Keras side) to `dst` (the other side), atomically.
+
+    A PyTorch source's state_dict is found wherever it is nested (`key` picks one entry where
+    several could be the weights) and a prefix shared by every key is stripped (`prefix` picks
+    the tensors under one, "" none); the notes of the result say what was done, and the
+    written Keras file's record keeps them.
 
     Raises CheckpointError (and subclasses) for unreadable, unsafe or unfitting inputs,
     atomic.OutputExistsError unless `force`, and VerificationError (with the report) when the
@@ -89,16 +95,16 @@ def convert_file(
         )
     check_destination(dst, force)  # before any work
     if src_side == "torch":
-        return _torch_to_keras_file(src, dst, arch, num_classes, force, verify, key)
+        return _torch_to_keras_file(src, dst, arch, num_classes, force, verify, key, prefix)
     return _keras_to_torch_file(src, dst, arch, num_classes, force, verify)
 
 
-def _torch_to_keras_file(src, dst, arch, num_classes, force, verify_, key) -> Conversion:
-    state_dict, spec, notes = read_torch_checkpoint(src, arch, num_classes, key)
+def _torch_to_keras_file(src, dst, arch, num_classes, force, verify_, key, prefix) -> Conversion:
+    state_dict, spec, notes = read_torch_checkpoint(src, arch, num_classes, key, prefix)
     counters = {k: int(v) for k, v in state_dict.items() if k in set(rs.plan(spec).counter_keys())}
     result = Conversion(src, dst, spec, arch is None, notes)
     with atomic_path(dst, force) as tmp:
-        keras_archive.write(state_dict, spec, tmp, keras_io.metadata(spec, counters, src.name))
+        keras_archive.write(state_dict, spec, tmp, keras_io.metadata(spec, counters, src.name, notes))
         if verify_:  # the file as written, read back the way a user will read it
             written, _ = keras_io.load(tmp)
             result.report = verify_models(torch_model(spec, state_dict), written)
@@ -115,7 +121,8 @@ def _keras_to_torch_file(src, dst, arch, num_classes, force, verify_) -> Convers
     with atomic_path(dst, force) as tmp:
         write_torch_file(state_dict, tmp, spec)
         if verify_:
-            written, _, _ = read_torch_checkpoint(tmp, spec.name, spec.num_classes if spec.include_top else None)
+            written, _, _ = read_torch_checkpoint(tmp, spec.name, spec.num_classes if spec.include_top else None,
+                                                  prefix="")  # our own keys, as written
             result.report = verify_models(torch_model(spec, written), keras_model)
             if not result.report.ok:
                 raise VerificationError(result.report, dst)

@@ -1,12 +1,13 @@
 """Which registered architecture a state_dict belongs to, read from its tensors alone.
 
 Spec-driven, no table of layouts: each registered variant's plan says which keys its
-state_dict has and each key's shape (`expected_shapes`), with num_classes taken from the
-file's `fc.weight` (no `fc` at all: a headless backbone, include_top=False). A file matches a
-variant when the keys and every shape are exactly the plan's (num_batches_tracked may be
-present or absent: older checkpoints lack it). One match is the answer; several are
-ambiguous, none is unknown; both errors list the candidates, the closest first, with what
-differs.
+state_dict has and each key's shape (`expected_shapes`), with the classifier head read from
+the file's `fc` tensors (`read_head`: a Linear, or the nn.Sequential a fine-tuning script puts
+there; no `fc` at all: a headless backbone, include_top=False). A file matches a variant when
+the keys and every shape are exactly the plan's (num_batches_tracked may be present or absent:
+older checkpoints lack it). One match is the answer; several are ambiguous, none is unknown;
+both errors list the candidates, the closest first, with what differs, and say what would make
+the file readable where the keys show it (a prefix to take, a head to rename).
 """
 
 from __future__ import annotations
@@ -15,11 +16,80 @@ from collections.abc import Mapping
 
 import resnet_spec as rs
 
+from .checkpoints import known_roots, shared_prefix
 from .errors import CheckpointError
+
+# Dropout keeps no tensor, so a file cannot tell its rate; PyTorch's default stands in. It changes
+# nothing at inference, where dropout passes its input through.
+ASSUMED_DROPOUT = 0.5
+READABLE_HEADS = (f"{rs.CLASSIFIER} as one nn.Linear, or an nn.Sequential of Linear layers with ReLU and Dropout "
+                  "between them (e.g. Dropout, Linear; or Linear, ReLU, Dropout, Linear)")
 
 
 class ArchitectureError(CheckpointError):
     """No architecture, or more than one, fits the tensors; or not the one asked for."""
+
+
+class HeadError(ArchitectureError):
+    """The tensors under fc are no classifier head the spec can describe."""
+
+
+def read_head(shapes: Mapping[str, tuple[int, ...]], source: str = "checkpoint") -> tuple[tuple, int] | None:
+    """(the spec's `head`, num_classes) read from the tensors under fc, or None without any
+    (a backbone).
+
+    A state_dict keeps only the layers with weights: in an nn.Sequential head these are its
+    Linear children, numbered by position (fc.1.weight: a Linear second in the Sequential). The
+    positions between them hold layers without weights, read as fine-tuning code writes them:
+    before the first Linear, Dropout (or two: ReLU then Dropout, which is the same at inference
+    on the pooled features, all >= 0 after the network's last ReLU); between two Linears, a ReLU
+    (or two: ReLU then Dropout). Anything else raises HeadError."""
+    root = rs.CLASSIFIER
+    if f"{root}.weight" in shapes:
+        return (), int(shapes[f"{root}.weight"][0])
+    children: dict[str, dict[str, tuple]] = {}
+    for key, shape in shapes.items():
+        if key.startswith(root + "."):
+            index, _, leaf = key[len(root) + 1:].partition(".")
+            children.setdefault(index, {})[leaf] = tuple(shape)
+    if not children:
+        return None
+
+    def unreadable(why: str):
+        return HeadError(f"{source}: cannot read its classifier head {root}: {why}. Readable heads: {READABLE_HEADS}")
+
+    linears = {}
+    for index, tensors in children.items():
+        if not (index.isdigit() and set(tensors) == {"weight", "bias"} and len(tensors["weight"]) == 2):
+            held = ", ".join(f"{leaf} {shape}" for leaf, shape in tensors.items())
+            raise unreadable(f"{root}.{index} holds {held}, which is no Linear layer (a weight and a bias)")
+        linears[int(index)] = tensors["weight"]
+    head, previous = [], -1
+    for n, index in enumerate(sorted(linears)):
+        gap = index - previous - 1
+        if gap > 2:
+            raise unreadable(f"{gap} layers without weights sit between {root}.{previous} and {root}.{index}, "
+                             "and a state_dict does not say which they are")
+        if gap == 1:
+            head.append(("dropout", ASSUMED_DROPOUT) if n == 0 else ("relu",))
+        elif gap == 2:
+            head += [("relu",), ("dropout", ASSUMED_DROPOUT)]
+        if n < len(linears) - 1:
+            head.append(("linear", int(linears[index][0])))
+        previous = index
+    return tuple(head), int(linears[previous][0])
+
+
+def describe_head(spec: rs.ResNetSpec) -> str:
+    """One line on the head read from a file, with what was assumed (a note of convert)."""
+    parts = []
+    for step in rs.plan(spec).head:
+        if step.name.startswith(rs.CLASSIFIER + "."):
+            parts.append(f"Linear({step.in_features}, {step.out_features})" if isinstance(step, rs.Linear)
+                         else type(step).__name__)
+    return (f"classifier head {rs.CLASSIFIER} read as nn.Sequential({', '.join(parts)}) (a state_dict keeps no "
+            f"layer without weights: ReLU assumed between Linears, and Dropout's rate, which matters only in "
+            f"training, as p={ASSUMED_DROPOUT})")
 
 
 def expected_shapes(spec: rs.ResNetSpec) -> dict[str, tuple[int, ...]]:
@@ -58,12 +128,14 @@ class Difference:
         return "; ".join(parts) or "no difference"
 
 
-def _options(shapes: Mapping[str, tuple[int, ...]], num_classes: int | None) -> dict:
-    """num_classes from the classifier's shape (or the user); a file without one is a backbone."""
-    if "fc.weight" in shapes or num_classes is not None:
-        fc = shapes.get("fc.weight")
-        return {"num_classes": num_classes if num_classes is not None else int(fc[0])}
-    return {"include_top": False}
+def _options(shapes: Mapping[str, tuple[int, ...]], num_classes: int | None, source: str) -> dict:
+    """The head and num_classes from the classifier's tensors (num_classes from the user if
+    given); a file without one is a backbone."""
+    read = read_head(shapes, source)
+    if read is None:
+        return {"num_classes": num_classes} if num_classes is not None else {"include_top": False}
+    head, classes = read
+    return {"num_classes": num_classes if num_classes is not None else classes, **({"head": head} if head else {})}
 
 
 def identify(
@@ -75,12 +147,13 @@ def identify(
     """The spec whose state_dict has exactly these keys and shapes (see the module docstring).
     With `arch`, only that architecture is tried, and a mismatch lists its differences."""
     shapes = {k: tuple(v) for k, v in shapes.items()}
-    options = _options(shapes, num_classes)
+    options = _options(shapes, num_classes, source)
     if arch is not None:
         spec = rs.get(arch, **options)
         diff = Difference(spec, shapes)
         if diff.size:
-            raise ArchitectureError(f"{source} does not fit {arch} ({_describe_options(options)}): {diff.describe(limit=6)}")
+            raise ArchitectureError(f"{source} does not fit {arch} ({_describe_options(options)}): "
+                                    f"{diff.describe(limit=6)}{hints(shapes, diff)}")
         return spec
 
     diffs = sorted((Difference(rs.get(name, **options), shapes) for name in rs.names()), key=lambda d: d.size)
@@ -94,10 +167,38 @@ def identify(
     closest = "; ".join(f"{d.spec.name}: {d.describe(limit=2)}" for d in diffs[:3])
     raise ArchitectureError(
         f"{source} matches no known architecture ({_describe_options(options)}, {len(shapes)} tensors). "
-        f"Closest candidates: {closest}. Pass --arch NAME to see every difference for one of them "
-        "(`resnet-parity list` names them all)."
+        f"Closest candidates: {closest}.{hints(shapes, diffs[0])} Pass --arch NAME to see every difference "
+        "for one of them (`resnet-parity list` names them all)."
     )
 
 
+def hints(shapes: Mapping[str, tuple[int, ...]], closest: Difference) -> str:
+    """What would make a file that fits no variant readable, where its keys show it: most of
+    its tensors under one prefix that is none of our names (the network under an attribute,
+    beside other modules: --prefix takes it), or the tensors left over beside the closest
+    variant all under one such name (a classifier head of another name)."""
+    keys = list(shapes)
+    foreign: dict[str, list[str]] = {}
+    for k in keys:
+        root = k.split(".", 1)[0]
+        if root not in known_roots():
+            foreign.setdefault(root, []).append(k)
+    out = []
+    if foreign:
+        root, under = max(foreign.items(), key=lambda item: len(item[1]))
+        if 2 * len(under) > len(keys):
+            prefix = shared_prefix(under) or root + "."
+            out.append(f"{len(under)} of its {len(keys)} tensors sit under {prefix!r}: if the network is there, "
+                       f"--prefix {prefix} takes it and leaves the others out")
+        elif closest.unexpected and not closest.shapes and {k.split(".", 1)[0] for k in closest.unexpected} == {root}:
+            out.append(f"beside {closest.spec.name}'s layers it holds {len(under)} tensors under {root!r} "
+                       f"({', '.join(under[:4])}{' ...' if len(under) > 4 else ''}), which no variant has: if that "
+                       f"is the classifier head, rename it {rs.CLASSIFIER!r} ({READABLE_HEADS})")
+    return "".join(f" Hint: {h}." for h in out)
+
+
 def _describe_options(options: dict) -> str:
-    return f"num_classes={options['num_classes']}" if "num_classes" in options else "no classifier"
+    if "num_classes" not in options:
+        return "no classifier"
+    head = f", head {options['head']}" if options.get("head") else ""
+    return f"num_classes={options['num_classes']}{head}"

@@ -29,8 +29,10 @@ METADATA_MEMBER = "resnet_parity.json"  # in a .keras archive
 METADATA_ATTR = "resnet_parity"  # root attribute of a .weights.h5 file
 
 
-def metadata(spec: rs.ResNetSpec, counters: dict[str, int], source: str) -> dict:
-    return {"spec": spec.to_config(), rs.BN_COUNTER: counters, "source": source}
+def metadata(spec: rs.ResNetSpec, counters: dict[str, int], source: str, notes=()) -> dict:
+    """The record: the spec, the source's BatchNorm counters, the source file's name and what
+    reading it involved (nesting, prefix, head; convert's notes)."""
+    return {"spec": spec.to_config(), rs.BN_COUNTER: counters, "source": source, "notes": list(notes)}
 
 
 def read_record(path: Path) -> dict:

@@ -25,7 +25,7 @@ from ..core.frameworks import FRAMEWORKS
 from . import checkpoints, keras_io
 from .atomic import full_suffix
 from .errors import CheckpointError
-from .identify import identify
+from .identify import ArchitectureError, describe_head, identify
 
 TORCH_SIDE = checkpoints.TORCH_SUFFIXES + (checkpoints.SAFETENSORS_SUFFIX,)
 KERAS_SIDE = keras_io.KERAS_SUFFIXES
@@ -45,14 +45,22 @@ def side(path: str | os.PathLike) -> str:
     )
 
 
-def read_torch_checkpoint(path, arch=None, num_classes=None, key=None):
+def read_torch_checkpoint(path, arch=None, num_classes=None, key=None, prefix=None):
     """(state_dict under our names, spec, notes) from a PyTorch-side file; see load_checkpoint."""
     obj = checkpoints.read_torch_file(path)
-    state_dict, found = checkpoints.find_state_dict(obj, key, source=str(path))
-    state_dict, notes = checkpoints.normalize_keys(state_dict)
+    state_dict, found, others = checkpoints.find_state_dict(obj, key, source=str(path))
+    state_dict, notes = checkpoints.normalize_keys(state_dict, prefix, source=str(path))
+    also = f" (other entries hold tensors too: {', '.join(map(repr, others))}; --key picks one)" if others else ""
     if found:
-        notes.insert(0, f"state_dict nested under {found!r}")
-    spec = identify({k: v.shape for k, v in state_dict.items()}, arch, num_classes, source=str(path))
+        notes.insert(0, f"state_dict nested under {found!r}{also}")
+    try:
+        spec = identify({k: v.shape for k, v in state_dict.items()}, arch, num_classes, source=str(path))
+    except ArchitectureError as err:
+        if also:  # another entry may be the network
+            raise type(err)(f"{err} It was read from {found!r}{also}.") from None
+        raise
+    if spec.include_top and spec.head:
+        notes.append(describe_head(spec))
     return state_dict, spec, notes
 
 
@@ -66,19 +74,23 @@ def keras_state_dict(keras_model, record: dict) -> "OrderedDict[str, torch.Tenso
     return state_dict
 
 
-def load_checkpoint(path, arch: str | None = None, num_classes: int | None = None, key: str | None = None):
+def load_checkpoint(path, arch: str | None = None, num_classes: int | None = None, key: str | None = None,
+                    prefix: str | None = None):
     """(state_dict, architecture name) from any supported file, read safely.
 
     The state_dict has our (torchvision's) key names, whatever the file's nesting, prefix or
     classifier name, and fits `resnet_torch.create_model(name, num_classes)` with strict=True
-    (num_classes = state_dict["fc.weight"].shape[0]). The name is inferred from the tensors
-    unless `arch` is given (then checked). `key` picks a nested entry, e.g. "state_dict_ema".
+    (num_classes = state_dict["fc.weight"].shape[0]; a fine-tuned nn.Sequential head needs the
+    spec's `head` too, see `read_torch_checkpoint`). The name is inferred from the tensors
+    unless `arch` is given (then checked). `key` picks a nested entry ("state_dict_ema",
+    "ema/model") where several could be the weights; `prefix` ("backbone.") takes the tensors
+    under it, "" keeps every key as it is (default: strip a prefix all keys share).
     Keras files give the state_dict of their weights (num_batches_tracked as recorded by
     parity, else 0)."""
     if side(path) == "keras":
         model, record = keras_io.load(path, arch, num_classes)
         return keras_state_dict(model, record), model.spec.name
-    state_dict, spec, _ = read_torch_checkpoint(path, arch, num_classes, key)
+    state_dict, spec, _ = read_torch_checkpoint(path, arch, num_classes, key, prefix)
     return state_dict, spec.name
 
 
@@ -93,11 +105,11 @@ def torch_model(spec: rs.ResNetSpec, state_dict) -> "torch.nn.Module":
 
 
 def load_models(source, frameworks=FRAMEWORKS, arch: str | None = None, num_classes: int | None = None,
-                key: str | None = None, weights: str = "random", seed: int = 0) -> dict:
+                key: str | None = None, weights: str = "random", seed: int = 0, prefix: str | None = None) -> dict:
     """framework -> model in inference mode holding the same weights, for each of `frameworks`.
 
     `source`: a checkpoint or Keras file (architecture inferred, or checked against `arch`;
-    `key` picks a nested entry), or a variant name, whose weights are then
+    `key` picks a nested entry, `prefix` the tensors under a prefix), or a variant name, whose weights are then
     parity.testing.randomize_torch's (weights="random", seeded) or PyTorch's initialisation
     (weights="initial", seeded too)."""
     unknown = [f for f in frameworks if f not in FRAMEWORKS]
@@ -122,7 +134,7 @@ def load_models(source, frameworks=FRAMEWORKS, arch: str | None = None, num_clas
         models["keras"], record = keras_io.load(path, arch, num_classes)
         models["torch"] = torch_model(models["keras"].spec, keras_state_dict(models["keras"], record))
     else:
-        state_dict, spec, _ = read_torch_checkpoint(path, arch, num_classes, key)
+        state_dict, spec, _ = read_torch_checkpoint(path, arch, num_classes, key, prefix)
         models["torch"] = torch_model(spec, state_dict)
     if "keras" in frameworks and "keras" not in models:
         models["keras"] = porting.torch_to_keras(models["torch"])

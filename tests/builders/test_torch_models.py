@@ -75,6 +75,24 @@ def test_dilated_resnet50_agrees_with_torchvision():
     _same_outputs(ours, ref, [(65, 80)])
 
 
+@pytest.mark.parametrize(
+    "head, fc",
+    [
+        ((("dropout", 0.2),), lambda: torch.nn.Sequential(torch.nn.Dropout(0.2), torch.nn.Linear(512, 10))),
+        ((("linear", 256), ("relu",), ("dropout", 0.3)),
+         lambda: torch.nn.Sequential(torch.nn.Linear(512, 256), torch.nn.ReLU(), torch.nn.Dropout(0.3),
+                                     torch.nn.Linear(256, 10))),
+    ],
+    ids=["resnet18-dropout-linear", "resnet18-mlp"],
+)
+def test_fine_tuned_heads_load_torchvision_strictly_and_agree(head, fc):
+    ref = torchvision.models.resnet18()
+    ref.fc = fc()  # as fine-tuning replaces it
+    ours = resnet_torch.create_model("resnet18", num_classes=10, head=head)
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in ref.parameters())
+    _same_outputs(ours, ref, IMAGENET_SIZES)
+
+
 def test_zero_init_residual_matches_torchvision():
     ours = resnet_torch.create_model("resnet50", zero_init_residual=True)
     ref = torchvision.models.resnet50(zero_init_residual=True)

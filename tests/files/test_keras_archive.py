@@ -31,6 +31,7 @@ SPECS = [
     rs.get("resnet50d", layers=(2, 1, 1, 1), include_top=False),
     rs.get("preact_resnet18", features_only=True),
     rs.get("resnet20"),
+    rs.get("resnet20", num_classes=3, head=(("linear", 16), ("relu",), ("dropout", 0.25))),  # a fine-tuned head
 ]
 
 
@@ -68,7 +69,7 @@ def record(spec):
     return keras_io.metadata(spec, {}, "test.pth")
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS])
+@pytest.mark.parametrize("spec", SPECS, ids=[s.name + ("-head" if s.head else "") for s in SPECS])
 def test_keras_archive_is_the_file_keras_writes(spec, tmp_path):
     state_dict, keras_model = sources(spec)
     keras_model.save(tmp_path / "keras.keras")

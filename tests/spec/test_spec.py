@@ -1,6 +1,7 @@
 """The framework-free spec: registry, validation, and counts against published figures."""
 
 import dataclasses
+import json
 import re
 
 import pytest
@@ -102,6 +103,12 @@ def test_unknown_name_suggests_close_matches():
         (dict(drop_rate=1.0), "drop_rate"),
         (dict(layers=(2, 2, 2), widths=(64, 128, 256, 512)), "widths"),
         (dict(stem="huge"), "stem"),
+        (dict(head=(("linear", 0),)), "head"),
+        (dict(head=(("conv", 3),)), "head"),
+        (dict(head=(("dropout", 1.0),)), "head"),
+        (dict(head=(("dropout",),)), "head"),
+        (dict(head=(("relu", 2),)), "head"),
+        (dict(head="relu"), "head"),
     ],
 )
 def test_invalid_combinations_name_the_field(changes, field):
@@ -141,6 +148,23 @@ def test_features_only_drops_the_classifier():
     assert not spec.include_top
     p = rs.plan(spec)
     assert [step.name for step in p.final + p.head] == ["bn_final", "relu_final"]
+
+
+def test_a_fine_tuned_head_is_a_sequence_of_layers_numbered_as_nn_sequential_numbers_them():
+    # As a config (JSON) gives it: lists, and a bare name for a layer without arguments.
+    spec = rs.get("resnet18", num_classes=5, head=[["linear", 256], "relu", ["dropout", 0.3]])
+    assert spec.head == (("linear", 256), ("relu",), ("dropout", 0.3))
+    p = rs.plan(spec)
+    assert p.head == (rs.GlobalPool("global_pool", "avg"), rs.Linear("fc.0", 512, 256), rs.ReLU("fc.1"),
+                      rs.Dropout("fc.2", 0.3), rs.Linear("fc.3", 256, 5))
+    # torchvision's resnet18 with fc = Sequential(Linear(512, 256), ReLU, Dropout, Linear(256, 5)).
+    assert rs.count_parameters(spec).params == 11_689_512 - (512 * 1000 + 1000) + (512 * 256 + 256) + (256 * 5 + 5)
+    assert rs.ResNetSpec.from_config(json.loads(json.dumps(spec.to_config()))) == spec
+    assert rs.plan(spec.replace(include_top=False)).head == (rs.GlobalPool("global_pool", "avg"),)
+    # The default head is torchvision's single Linear, as before.
+    assert rs.plan(rs.get("resnet18")).head[-1] == rs.Linear("fc", 512, 1000)
+    assert rs.plan(rs.get("resnet18", head=(("dropout", 0.2),))).head[1:] == (
+        rs.Dropout("fc.0", 0.2), rs.Linear("fc.1", 512, 1000))
 
 
 def test_resnet_spec_imports_the_standard_library_only():

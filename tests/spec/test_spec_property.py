@@ -55,6 +55,8 @@ def spec_fields(draw):
         include_top=draw(st.booleans()),
         pooling=draw(mostly(st.sampled_from(("avg", "max")), st.sampled_from(rs.POOLINGS))),
         drop_rate=draw(mostly(st.sampled_from((0.0, 0.5)), st.just(1.0))),
+        head=draw(mostly(st.sampled_from(((), (("dropout", 0.5),), (("linear", 6), ("relu",), ("dropout", 0.2)))),
+                         st.sampled_from(((("linear", 0),), (("pool", 2),))))),
         output_stride=draw(mostly(st.just(None), st.sampled_from((1, 2, 4, 8, 16, 32, 12)))),
         zero_init_residual=draw(st.booleans()),
         features_only=draw(st.booleans()),
