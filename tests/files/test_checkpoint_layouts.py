@@ -5,7 +5,6 @@ wrote it (torchvision's resnet18, every weight and statistic random) at odd, non
 Then the files that fit nothing: the errors say what would fix them.
 """
 
-import gc
 import subprocess
 
 import numpy as np
@@ -21,17 +20,14 @@ import parity  # noqa: E402
 import resnet_spec as rs  # noqa: E402
 from conftest import CLI_SCRIPT  # noqa: E402
 from parity.core.metrics import relative_error  # noqa: E402
+from parity.core.report import EVAL_TOLERANCE  # noqa: E402
 from parity.files import keras_io, loading  # noqa: E402
 from parity.testing import randomize_state_dict  # noqa: E402
 
-BOUND = 1e-5  # the parity contract's eval bound, relative to max(1, max|reference|)
+BOUND = EVAL_TOLERANCE  # the parity contract's eval bound, relative to max(1, max|reference|)
 
 
-@pytest.fixture(autouse=True)
-def _free_keras():
-    yield
-    keras.backend.clear_session()
-    gc.collect()
+pytestmark = pytest.mark.usefixtures("free_keras")  # conftest
 
 
 def cli(*args):
