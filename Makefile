@@ -23,19 +23,20 @@ demo: $(STAMP)
 #   backend) and in the PyTorch process the PyTorch builder's tests, which use no Keras at all.
 # The side processes' output is printed when they end; a failure anywhere fails `make test`.
 TEST_LOGS := .test-logs
-SIDE_BACKENDS := jax torch
-SIDE_TESTS_jax := tests/imports
-SIDE_TESTS_torch := tests/builders/test_torch_models.py
+# Each side process: backend:tests it runs beside tests/backends (the main process ignores them).
+SIDES := jax:tests/imports torch:tests/builders/test_torch_models.py
+SIDE_BACKENDS := $(foreach side,$(SIDES),$(firstword $(subst :, ,$(side))))
+SIDE_TESTS := $(foreach side,$(SIDES),$(lastword $(subst :, ,$(side))))
 PYTEST := $(PY) -m pytest -q -p no:cacheprovider
 
 test: $(STAMP)
 	@rm -rf $(TEST_LOGS) && mkdir -p $(TEST_LOGS)
-	@( for backend in $(SIDE_BACKENDS); do \
-	     extra=$$( [ $$backend = jax ] && echo $(SIDE_TESTS_jax) || echo $(SIDE_TESTS_torch) ); \
-	     KERAS_BACKEND=$$backend $(PYTEST) $$extra tests/backends \
+	@( for side in $(SIDES); do \
+	     backend=$${side%%:*}; \
+	     KERAS_BACKEND=$$backend $(PYTEST) $${side#*:} tests/backends \
 	       > $(TEST_LOGS)/$$backend.log 2>&1; echo $$? > $(TEST_LOGS)/$$backend.status; \
 	   done ) & \
-	KERAS_BACKEND=tensorflow $(PYTEST) $(foreach t,$(SIDE_TESTS_jax) $(SIDE_TESTS_torch),--ignore=$(t)); status=$$?; wait; \
+	KERAS_BACKEND=tensorflow $(PYTEST) $(addprefix --ignore=,$(SIDE_TESTS)); status=$$?; wait; \
 	for backend in $(SIDE_BACKENDS); do \
 	  echo; echo "== tests on Keras' $$backend backend"; cat $(TEST_LOGS)/$$backend.log; \
 	  [ "$$(cat $(TEST_LOGS)/$$backend.status)" = 0 ] || status=1; \

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from .errors import UsageError, expected_errors
+from .sources import add_reading_arguments
 
 FORMATS = {"keras": ".keras", "weights.h5": ".weights.h5", "pth": ".pth", "pt": ".pt", "safetensors": ".safetensors"}
 
@@ -90,10 +91,7 @@ def add_parser(sub):
                    help="one source and a destination file, or sources and an existing directory")
     p.add_argument("--arch", metavar="NAME", help="the architecture (default: inferred from the tensors)")
     p.add_argument("--num-classes", type=int, metavar="N", help="classifier size (default: from fc.weight)")
-    p.add_argument("--key", metavar="KEY", help="the checkpoint entry holding the weights where several could be "
-                   "(e.g. state_dict_ema; a nested one as a path, ema/model)")
-    p.add_argument("--prefix", metavar="PREFIX", help="take the tensors whose names start with PREFIX (e.g. "
-                   "backbone.), stripped; '' keeps the names as they are (default: strip a prefix every key shares)")
+    add_reading_arguments(p)
     p.add_argument("--format", choices=list(FORMATS), help="output format when DST is a directory "
                    "(default: keras for PyTorch sources, pth for Keras sources)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")

@@ -7,6 +7,7 @@ import sys
 
 from ..apps.export.formats import FORMATS, QUANTIZATIONS  # light: no framework
 from ..core.frameworks import FRAMEWORKS
+from .sources import add_reading_arguments
 
 
 def run(args) -> int:
@@ -21,7 +22,8 @@ def run(args) -> int:
 
     try:
         result = flow.export(args.source, args.dst, args.format, args.framework, args.size, args.quantize,
-                             force=args.force, arch=args.arch, num_classes=args.num_classes)
+                             force=args.force, arch=args.arch, num_classes=args.num_classes, key=args.key,
+                             prefix=args.prefix)
     except VerificationError as err:
         print(err.report.table())
         print(f"resnet-parity {args.command}: {err}", file=sys.stderr)
@@ -40,6 +42,7 @@ def add_common_arguments(p, quantize: bool = True) -> None:
                    "(onnx, pt2: torch; tflite, savedmodel: keras)")
     p.add_argument("--arch", metavar="NAME", help="the architecture (default: inferred)")
     p.add_argument("--num-classes", type=int, metavar="N")
+    add_reading_arguments(p)
     p.add_argument("--size", nargs=2, type=int, metavar=("H", "W"),
                    help="fix the input's height and width (default: free, as is the batch)")
     if quantize:

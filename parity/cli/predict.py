@@ -17,6 +17,7 @@ import resnet_spec as rs
 from ..apps import preprocess
 from ..core.frameworks import FRAMEWORKS
 from .errors import UsageError
+from .sources import add_reading_arguments
 
 
 def run(args) -> int:
@@ -34,7 +35,8 @@ def run(args) -> int:
         raise UsageError(f"--topk must be at least 1, got {args.topk}")
     frameworks = FRAMEWORKS if args.framework == "both" else (args.framework,)
     source = args.arch if args.weights is None else args.weights
-    models = load_models(source, frameworks, arch=args.arch, weights="initial")  # CheckpointError: see main
+    models = load_models(source, frameworks, arch=args.arch, key=args.key, weights="initial",
+                         prefix=args.prefix)  # CheckpointError: see main
     if args.weights is None:
         print(f"note: {args.arch} with its initial, untrained weights: the predictions mean nothing")
     images = []
@@ -67,6 +69,7 @@ def add_parser(sub):
     p.add_argument("--arch", metavar="NAME",
                    help="architecture (see `resnet-parity list`): checked against --weights, or alone for "
                    "untrained weights")
+    add_reading_arguments(p)
     p.add_argument("--framework", choices=(*FRAMEWORKS, "both"), default="torch")
     p.add_argument("--topk", type=int, default=5, metavar="K", help="classes to list per image (default 5)")
     p.add_argument("--stats", choices=sorted(preprocess.STATISTICS),

@@ -17,7 +17,7 @@ import resnet_torch  # noqa: E402
 from conftest import shared_checkpoint  # noqa: E402
 from parity import cli  # noqa: E402
 from parity.apps import labels, predict, preprocess  # noqa: E402
-from parity.files.loading import load_models  # noqa: E402
+from parity.files.loading import load_checkpoint, load_models  # noqa: E402
 
 # Real photographs that scikit-learn ships (427 x 640).
 PHOTOS = Path(sklearn.__file__).parent / "datasets" / "images"
@@ -157,6 +157,17 @@ def test_predict_command_prints_both_frameworks_and_reads_keras_files(tmp_path, 
     # The original file, as pytorch_resnet_cifar10 saved it: architecture inferred, same output.
     original = [str(image), "--weights", str(shared_checkpoint("resnet20-12fca82f.th")), "--topk", "3"]
     assert cli.main(["predict", *original]) == 0
+    assert [line.split()[:3] for line in capsys.readouterr().out.splitlines()[2:5]] == [r[:3] for r in rows]
+
+    # The same weights as another tool might keep them: beside a second network, under a prefix.
+    state_dict, _ = load_checkpoint(shared_checkpoint("resnet20-12fca82f.th"))
+    nested = tmp_path / "distilled.pth"
+    torch.save({"student": {k: v.clone() for k, v in state_dict.items()},
+                "teacher": {f"net.{k}": v for k, v in state_dict.items()}}, nested)
+    assert cli.main(["predict", str(image), "--weights", str(nested), "--topk", "3"]) == 2  # which one?
+    capsys.readouterr()
+    assert cli.main(["predict", str(image), "--weights", str(nested), "--key", "teacher", "--prefix", "net.",
+                     "--topk", "3"]) == 0
     assert [line.split()[:3] for line in capsys.readouterr().out.splitlines()[2:5]] == [r[:3] for r in rows]
 
     keras_file = tmp_path / "resnet20.keras"

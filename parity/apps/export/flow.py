@@ -70,13 +70,14 @@ class ExportResult:
 def export(source, dst, format: str | None = None, framework: str | None = None,
            size: tuple[int, int] | None = None, quantize: str = "none", force: bool = False,
            arch: str | None = None, num_classes: int | None = None, key: str | None = None,
-           seed: int = 0) -> ExportResult:
+           seed: int = 0, prefix: str | None = None) -> ExportResult:
     """Export `source` (a checkpoint, a Keras file or a variant name: see
-    parity.files.loading.load_models) to `dst` in `format` (default: from dst's name), from
+    parity.files.loading.load_models, which `arch`, `num_classes`, `key` and `prefix` are
+    passed to) to `dst` in `format` (default: from dst's name), from
     `framework` (default: the format's first), check it in its runtime and publish it only if
     it holds its bounds (see export_models)."""
     formats.check_request(dst, format, framework, quantize, force)  # before loading anything
-    models = load_models(source, FRAMEWORKS, arch, num_classes, key, seed=seed)
+    models = load_models(source, FRAMEWORKS, arch, num_classes, key, seed=seed, prefix=prefix)
     return export_models(models, dst, format, framework, size, quantize, force, seed)
 
 
