@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from .preprocessing import NORMALIZATIONS
 from .steps import BN_EPS
 
 STEMS = ("classic", "deep", "cifar", "unpadded")
@@ -22,8 +23,7 @@ STRIDE_CONVS = ("3x3", "1x1")  # where a bottleneck's stride sits: v1.5 (torchvi
 STRIDE_BLOCKS = ("first", "last")  # which block of a stage strides: the first, or the last of the stage before
 STEM_POOL_PADS = ("-inf", "zeros")  # what the stem's max pool pads with: PyTorch's, or a ZeroPadding2D's
 NAMINGS = ("torchvision", "notebook")  # whose module names the plan uses
-# Each variant's evaluation preprocessing; parity.apps.preprocess holds the numbers of each.
-PREPROCESSINGS = ("imagenet", "caffe", "tf", "cifar10", "half")
+PREPROCESSINGS = tuple(NORMALIZATIONS)  # each variant's evaluation preprocessing, by name
 # The layers a classifier head may have before its last Linear (see ResNetSpec.head):
 # ("linear", features), ("relu",), ("dropout", rate).
 HEAD_LAYERS = ("linear", "relu", "dropout")

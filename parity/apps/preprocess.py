@@ -15,10 +15,10 @@ with each framework's own operations, and a test holds the two to the same tenso
 4. subtract `mean`, divide by `std`, per channel (on [0, 1] RGB pixels), then with `bgr` reverse
    the channels; NCHW for PyTorch, NHWC for Keras.
 
-Each variant names its own normalisation (`ResNetSpec.preprocessing`); NORMALIZATIONS holds the
-numbers of each: torchvision's ImageNet mean and std, keras.applications' "caffe" (BGR, ImageNet
-mean subtracted on the 0-255 scale) and "tf" ([-1, 1]) modes, the CIFAR-10 statistics, and the
-CIFAR-10 notebook's 0.5 / 0.5.
+Each variant names its own normalisation (`ResNetSpec.preprocessing`), whose numbers
+resnet_spec.NORMALIZATIONS holds: torchvision's ImageNet mean and std, keras.applications' "caffe"
+(BGR, ImageNet mean subtracted on the 0-255 scale) and "tf" ([-1, 1]) modes, the CIFAR-10
+statistics, and the CIFAR-10 notebook's 0.5 / 0.5.
 """
 
 from __future__ import annotations
@@ -29,37 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 
 import resnet_spec as rs
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-# Per-channel statistics of the CIFAR-10 training images.
-CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR10_STD = (0.2470, 0.2435, 0.2616)
-# keras.applications' "caffe" mode subtracts these from 0-255 pixels (RGB order here), no scaling.
-CAFFE_MEAN = (123.68, 116.779, 103.939)
-HALF = (0.5, 0.5, 0.5)
-
-# ImageNet evaluation resizes to crop / 0.875 (256 for 224) before the centre crop.
-CROP_FRACTION = 0.875
-
-
-@dataclass(frozen=True)
-class Normalization:
-    mean: tuple[float, float, float]  # on [0, 1] RGB pixels
-    std: tuple[float, float, float]
-    bgr: bool  # the network reads its channels as BGR
-    crop_fraction: float  # of the resized image that the centre crop keeps (1: the whole image)
-    dataset: str  # whose class names the variant's own classifier predicts (see labels)
-
-
-NORMALIZATIONS = {
-    "imagenet": Normalization(IMAGENET_MEAN, IMAGENET_STD, False, CROP_FRACTION, "imagenet1k"),
-    "caffe": Normalization(tuple(m / 255 for m in CAFFE_MEAN), (1 / 255,) * 3, True, CROP_FRACTION, "imagenet1k"),
-    "tf": Normalization(HALF, HALF, False, CROP_FRACTION, "imagenet1k"),
-    "cifar10": Normalization(CIFAR10_MEAN, CIFAR10_STD, False, 1.0, "cifar10"),
-    "half": Normalization(HALF, HALF, False, 1.0, "cifar10"),
-}
-assert set(NORMALIZATIONS) == set(rs.PREPROCESSINGS)  # one entry per name the spec allows
+# The numbers live with the spec, which names each variant's own.
+from resnet_spec.preprocessing import CROP_FRACTION, NORMALIZATIONS  # noqa: F401  (CROP_FRACTION: exports)
 
 
 @dataclass(frozen=True)
@@ -81,9 +52,6 @@ class Preprocessing:
         n = NORMALIZATIONS[name]
         return dataclasses.replace(self, mean=n.mean, std=n.std, bgr=n.bgr)
 
-    def record(self) -> dict:
-        """The numbers as plain JSON values, for the records of converted files."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     def resized_size(self, height: int, width: int) -> tuple[int, int]:
         if height <= width:

@@ -201,16 +201,20 @@ def hints(shapes: Mapping[str, tuple[int, ...]], closest: Difference) -> str:
         if root not in known_roots():
             foreign.setdefault(root, []).append(k)
     out = []
-    if foreign:
-        root, under = max(foreign.items(), key=lambda item: len(item[1]))
-        if 2 * len(under) > len(keys):
-            prefix = shared_prefix(under) or root + "."
-            out.append(f"{len(under)} of its {len(keys)} tensors sit under {prefix!r}: if the network is there, "
-                       f"--prefix {prefix} takes it and leaves the others out")
-        elif closest.unexpected and not closest.shapes and {k.split(".", 1)[0] for k in closest.unexpected} == {root}:
-            out.append(f"beside {closest.spec.name}'s layers it holds {len(under)} tensors under {root!r} "
-                       f"({', '.join(under[:4])}{' ...' if len(under) > 4 else ''}), which no variant has: if that "
-                       f"is the classifier head, rename it {rs.CLASSIFIER!r} ({READABLE_HEADS})")
+    left = {k.split(".", 1)[0] for k in closest.unexpected}
+    own = {k.split(".", 1)[0] for k in expected_shapes(closest.spec)}
+    under_most = max(foreign.values(), key=len) if foreign else []
+    if 2 * len(under_most) > len(keys):
+        prefix = shared_prefix(under_most) or under_most[0].split(".", 1)[0] + "."
+        out.append(f"{len(under_most)} of its {len(keys)} tensors sit under {prefix!r}: if the network is there, "
+                   f"--prefix {prefix} takes it and leaves the others out")
+    elif len(left) == 1 and not left & own and not closest.shapes:
+        (root,) = left
+        under = closest.unexpected
+        out.append(f"beside {closest.spec.name}'s layers it holds {len(under)} tensors under {root!r} "
+                   f"({', '.join(under[:4])}{' ...' if len(under) > 4 else ''}), which {closest.spec.name} has "
+                   f"not: if that is the classifier head, rename it {classifier_root(closest.spec)!r} "
+                   f"({READABLE_HEADS})")
     return "".join(f" Hint: {h}." for h in out)
 
 

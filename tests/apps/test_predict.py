@@ -59,7 +59,7 @@ def test_preprocessing_is_torchvisions_resize_centre_crop_normalise(name, resize
 
 def test_cifar_and_imagenet_statistics():
     cifar = preprocess.for_spec(rs.get("resnet56"))
-    assert cifar.mean == preprocess.CIFAR10_MEAN and cifar.std == preprocess.CIFAR10_STD
+    assert cifar.mean == rs.preprocessing.CIFAR10_MEAN and cifar.std == rs.preprocessing.CIFAR10_STD
     imagenet = cifar.with_statistics("imagenet")
     assert (imagenet.resize, imagenet.crop, imagenet.mean) == (32, 32, (0.485, 0.456, 0.406))
     with pytest.raises(ValueError, match="statistics"):
