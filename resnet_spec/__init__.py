@@ -7,15 +7,30 @@
 
 Standard library only: both builders and the parity package depend on this, never the reverse.
 Modules, lowest first: spec (the dataclass and the table of block kinds), steps (the plan's
-descriptors), geometry (output sizes), naming (Keras-side names), plan (a spec expanded into named steps), cost, registry.
+descriptors), geometry (output sizes), naming (Keras-side names), plan (a spec expanded into named steps), cost,
+keras_applications (the names keras.applications gives the same layers), registry.
 """
 
 from .cost import Counts, count_macs, count_parameters
+from .keras_applications import keras_applications_names
 from .geometry import output_length, output_size
 from .naming import KERAS_BACKENDS, keras_name
 from .plan import CLASSIFIER, Plan, foldable_pairs, plan
 from .registry import FAMILIES, UnknownArchitecture, builders, get, names, resolve
-from .spec import BLOCK_KINDS, BLOCKS, HEAD_LAYERS, POOLINGS, SHORTCUTS, STEMS, BlockKind, ResNetSpec, SpecError
+from .spec import (
+    BLOCK_KINDS,
+    BLOCKS,
+    CONV_BIASES,
+    HEAD_LAYERS,
+    NAMINGS,
+    POOLINGS,
+    PREPROCESSINGS,
+    SHORTCUTS,
+    STEMS,
+    BlockKind,
+    ResNetSpec,
+    SpecError,
+)
 from .steps import (
     BN_COUNTER,
     BN_EPS,
@@ -25,6 +40,7 @@ from .steps import (
     Block,
     Conv,
     Dropout,
+    Flatten,
     GlobalPool,
     Linear,
     Pool,
@@ -38,8 +54,8 @@ from .steps import (
 
 __all__ = [
     "BLOCKS", "BLOCK_KINDS", "BN_COUNTER", "BN_EPS", "BN_MOMENTUM", "BatchNorm", "Block", "BlockKind", "CLASSIFIER", "Conv",
-    "Counts", "Dropout", "FAMILIES", "GlobalPool", "HEAD_LAYERS", "KERAS_BACKENDS", "Linear", "POOLINGS", "Plan", "Pool", "ReLU", "ResNetSpec", "SHORTCUTS",
+    "CONV_BIASES", "Counts", "Dropout", "Flatten", "FAMILIES", "GlobalPool", "HEAD_LAYERS", "KERAS_BACKENDS", "Linear", "NAMINGS", "POOLINGS", "PREPROCESSINGS", "Plan", "Pool", "ReLU", "ResNetSpec", "SHORTCUTS",
     "STEMS", "SpecError", "SplitAttention", "Step", "UnknownArchitecture", "WEIGHTED", "Weighted", "ZeroPadShortcut",
-    "builders", "count_macs", "count_parameters", "foldable_pairs", "get", "keras_name", "leaves", "names", "output_length",
+    "builders", "count_macs", "count_parameters", "foldable_pairs", "get", "keras_applications_names", "keras_name", "leaves", "names", "output_length",
     "output_size", "plan", "resolve",
 ]

@@ -22,6 +22,7 @@ from .steps import (
     Block,
     Conv,
     Dropout,
+    Flatten,
     GlobalPool,
     Linear,
     Pool,
@@ -44,7 +45,13 @@ class Plan:
 
     @property
     def stage_names(self) -> tuple[str, ...]:
-        return tuple(f"layer{i + 1}" for i in range(len(self.stages)))
+        """The module holding each stage's blocks ("layer1"; the notebook's "block2")."""
+        return tuple(stage[0].name.rpartition(".")[0] for stage in self.stages)
+
+    @property
+    def classifier(self) -> Linear | None:
+        """The last Linear, whose output is the logits (None without a classifier)."""
+        return next((s for s in reversed(self.head) if isinstance(s, Linear)), None)
 
     @property
     def blocks(self) -> tuple[Block, ...]:
@@ -59,7 +66,8 @@ class Plan:
         """Stride of each stage's output relative to the input."""
         strides, total = [], self.spec.stem_stride
         for stage in self.stages:
-            total *= stage[0].stride
+            for block in stage:
+                total *= block.stride
             strides.append(total)
         return tuple(strides)
 
@@ -100,28 +108,62 @@ class Plan:
         return taps
 
 
+def _notebook(spec: ResNetSpec) -> bool:
+    return spec.naming == "notebook"
+
+
+def _block_name(spec: ResNetSpec, stage: int, index: int) -> str:
+    """torchvision's "layer1.0"; the notebook's nn.Sequential per stage, "block2" to "block5",
+    whose first also holds the stem's pool at index 0."""
+    if _notebook(spec):
+        return f"block{stage + 2}.{index + (stage == 0 and spec.stem != 'cifar')}"
+    return f"layer{stage + 1}.{index}"
+
+
 def _stem(spec: ResNetSpec) -> tuple[Step, ...]:
     c_in, w = spec.in_channels, spec.stem_width
+    conv = "block1" if _notebook(spec) else "conv1"
     if spec.stem == "cifar":
-        steps: list[Step] = [Conv("conv1", c_in, w, 3)]
-    elif spec.stem == "classic":
-        steps = [Conv("conv1", c_in, w, 7, stride=2)]
+        steps: list[Step] = [Conv(conv, c_in, w, 3)]
+    elif spec.stem in ("classic", "unpadded"):
+        steps = [Conv(conv, c_in, w, 7, stride=2, unpadded=spec.stem == "unpadded")]
     else:  # deep: named as nn.Sequential(conv, bn, relu, conv, bn, relu, conv) numbers its children
         steps = [
             Conv("conv1.0", c_in, w, 3, stride=2),
-            BatchNorm("conv1.1", w),
+            _bn(spec, "conv1.1", w),
             ReLU("conv1.2"),
             Conv("conv1.3", w, w, 3),
-            BatchNorm("conv1.4", w),
+            _bn(spec, "conv1.4", w),
             ReLU("conv1.5"),
             Conv("conv1.6", w, 2 * w, 3),
         ]
     # Pre-activation networks normalise at the start of each block, not after the stem.
-    if not spec.preact:
-        steps += [BatchNorm("bn1", spec.stem_channels), ReLU("relu")]
+    if spec.stem_norm:
+        steps += [_bn(spec, "bn1", spec.stem_channels), ReLU("relu")]
     if spec.stem != "cifar":
-        steps.append(Pool("maxpool", "max", 3, 2, padding=1))
-    return tuple(steps)
+        pool = f"{_block_name(spec, 0, -1)}" if _notebook(spec) else "maxpool"
+        padding = 0 if spec.stem == "unpadded" else 1
+        steps.append(Pool(pool, "max", 3, 2, padding=padding, zero_pad=spec.stem_pool_pad == "zeros"))
+    return _biased(spec, steps)
+
+
+def _bn(spec: ResNetSpec, name: str, channels: int) -> BatchNorm:
+    return BatchNorm(name, channels, eps=spec.bn_eps)
+
+
+def _biased(spec: ResNetSpec, steps) -> tuple[Step, ...]:
+    """`steps` with a bias on the convs spec.conv_bias gives one: all, or those not followed by
+    a BatchNorm (whose shift would make a bias redundant)."""
+    steps = tuple(steps)
+    if spec.conv_bias == "none":
+        return steps
+    out = []
+    for i, step in enumerate(steps):
+        normalized = i + 1 < len(steps) and isinstance(steps[i + 1], BatchNorm)
+        if isinstance(step, Conv) and (spec.conv_bias == "all" or not normalized):
+            step = dataclasses.replace(step, bias=True)
+        out.append(step)
+    return tuple(out)
 
 
 def _shortcut(spec: ResNetSpec, name: str, c_in: int, c_out: int, stride: int) -> tuple[Step, ...]:
@@ -135,11 +177,15 @@ def _shortcut(spec: ResNetSpec, name: str, c_in: int, c_out: int, stride: int) -
         return (
             Pool(f"{d}.0", "avg", stride, stride, ceil_mode=True, count_include_pad=False),
             Conv(f"{d}.1", c_in, c_out, 1),
-            BatchNorm(f"{d}.2", c_out),
+            _bn(spec, f"{d}.2", c_out),
         )
+    if spec.shortcut == "subsample" and c_in == c_out:  # a 1x1 max pool: every stride-th pixel
+        return (Pool(d, "max", 1, stride),)
+    if spec.shortcut == "conv":  # one conv without BatchNorm; the notebook calls it conv3
+        return (Conv(f"{name}.conv3" if _notebook(spec) else f"{d}.0", c_in, c_out, 1, stride=stride),)
     if spec.preact:  # the projection sees the already normalised input
         return (Conv(f"{d}.0", c_in, c_out, 1, stride=stride),)
-    return (Conv(f"{d}.0", c_in, c_out, 1, stride=stride), BatchNorm(f"{d}.1", c_out))
+    return (Conv(f"{d}.0", c_in, c_out, 1, stride=stride), _bn(spec, f"{d}.1", c_out))
 
 
 def _split_attention(spec, n: str, width: int, stride: int, dilation: int) -> SplitAttention:
@@ -153,12 +199,12 @@ def _split_attention(spec, n: str, width: int, stride: int, dilation: int) -> Sp
         cardinality=card,
         splits=(
             Conv(s + "conv", width, width * radix, 3, stride, dilation, card * radix),
-            BatchNorm(s + "bn0", width * radix),
+            _bn(spec, s + "bn0", width * radix),
             ReLU(s + "relu0"),
         ),
         attention=(
             Conv(s + "fc1", width, inter, 1, groups=card, bias=True),
-            BatchNorm(s + "bn1", inter),
+            _bn(spec, s + "bn1", inter),
             ReLU(s + "relu1"),
             Conv(s + "fc2", inter, width * radix, 1, groups=card, bias=True),
         ),
@@ -175,23 +221,25 @@ def _block(spec, name, c_in, planes, stride, dilation, first_dilation, is_first)
             Conv(n + "conv1", c_in, width, 3, stride=stride, dilation=first_dilation),
             Conv(n + "conv2", width, width, 3, dilation=dilation),
         ]
-    else:  # ResNet v1.5: the stride sits on the 3x3 conv, which may be grouped (ResNeXt)
+    else:  # ResNet v1.5 strides on the 3x3 conv, which may be grouped (ResNeXt); v1 on the first 1x1
+        s1, s3 = (stride, 1) if spec.stride_conv == "1x1" else (1, stride)
         convs = [
-            Conv(n + "conv1", c_in, width, 1),
-            Conv(n + "conv2", width, width, 3, stride, first_dilation, groups=spec.groups),
+            Conv(n + "conv1", c_in, width, 1, stride=s1),
+            Conv(n + "conv2", width, width, 3, s3, first_dilation, groups=spec.groups),
             Conv(n + "conv3", width, c_out, 1),
         ]
-    shortcut = _shortcut(spec, name, c_in, c_out, stride)
+    shortcut = _biased(spec, _shortcut(spec, name, c_in, c_out, stride))
     shortcut_from, after_add = None, ()
     branch: list[Step] = []
-    if kind.preact:  # BN-ReLU-conv units; the projection reads the first normalised input
+    if kind.preact:  # BN-ReLU-conv units; a projection reads the first normalised input
         for i, conv in enumerate(convs, 1):
-            branch += [BatchNorm(f"{n}bn{i}", conv.in_channels), ReLU(f"{n}relu{i}"), conv]
-        shortcut_from = f"{n}relu1" if shortcut else None
-    else:  # conv-BN-ReLU units, the last ReLU after the sum
+            branch += [_bn(spec, f"{n}bn{i}", conv.in_channels), ReLU(f"{n}relu{i}"), conv]
+        shortcut_from = f"{n}relu1" if shortcut and isinstance(shortcut[0], Conv) else None
+    else:  # conv-BN-ReLU units, the last ReLU after the sum (and, with relu_before_add, also before)
         for i, conv in enumerate(convs, 1):
-            branch += [conv, BatchNorm(f"{n}bn{i}", conv.out_channels), ReLU(f"{n}relu{i}")]
-        branch.pop()
+            branch += [conv, _bn(spec, f"{n}bn{i}", conv.out_channels), ReLU(f"{n}relu{i}")]
+        if not spec.relu_before_add:
+            branch.pop()
         after_add = (ReLU(n + "relu"),)
     if kind.split_attention:
         # conv2, bn2 and its ReLU become one split-attention conv; a strided block (and the first
@@ -204,7 +252,7 @@ def _block(spec, name, c_in, planes, stride, dilation, first_dilation, is_first)
             branch.insert(i if spec.avd_first else i + 1, Pool(n + "avd_layer", "avg", 3, stride, padding=1))
     if spec.zero_init_residual:
         branch = _zero_init_last(branch)
-    return Block(name, c_in, c_out, stride, tuple(branch), shortcut, shortcut_from, after_add)
+    return Block(name, c_in, c_out, stride, _biased(spec, branch), shortcut, shortcut_from, after_add)
 
 
 def _zero_init_last(branch: list[Step]) -> list[Step]:
@@ -216,10 +264,14 @@ def _zero_init_last(branch: list[Step]) -> list[Step]:
 
 def _head(spec: ResNetSpec, channels: int) -> tuple[tuple[Step, ...], tuple[Step, ...]]:
     """(final, head): pre-activation's last BatchNorm and ReLU; then pooling, dropout, classifier."""
-    final = (BatchNorm("bn_final", channels), ReLU("relu_final")) if spec.preact else ()
+    final = (_bn(spec, "bn_final", channels), ReLU("relu_final")) if spec.preact else ()
     head: list[Step] = []
     if not spec.features_only:
-        if spec.pooling is not None:
+        if spec.fixed_input:  # the notebook's last stage ends in block5.2, a 3x3 average pool
+            k = spec.head_pool
+            name = _block_name(spec, len(spec.layers) - 1, spec.layers[-1]) if _notebook(spec) else "head_pool"
+            head += [Pool(name, "avg", k, k), Flatten("flatten", channels)]
+        elif spec.pooling is not None:
             head.append(GlobalPool("global_pool", spec.pooling))
         if spec.drop_rate > 0:
             head.append(Dropout("dropout", spec.drop_rate))
@@ -232,13 +284,15 @@ CLASSIFIER = "fc"  # torchvision's name for the classifier, and for the nn.Seque
 
 
 def _classifier(spec: ResNetSpec, channels: int) -> list[Step]:
-    """The Linear "fc", or with spec.head the head's layers and then that Linear, numbered
-    fc.0, fc.1, ... as nn.Sequential numbers its children (a fine-tuned `model.fc`)."""
+    """The Linear "fc" (the notebook's "classifier"), or with spec.head the head's layers and
+    then that Linear, numbered fc.0, fc.1, ... as nn.Sequential numbers its children (a
+    fine-tuned `model.fc`)."""
+    root = "classifier" if _notebook(spec) else CLASSIFIER
     if not spec.head:
-        return [Linear(CLASSIFIER, channels, spec.num_classes)]
+        return [Linear(root, channels, spec.num_classes)]
     steps: list[Step] = []
     for i, (kind, *args) in enumerate(spec.head):
-        name = f"{CLASSIFIER}.{i}"
+        name = f"{root}.{i}"
         if kind == "linear":
             steps.append(Linear(name, channels, args[0]))
             channels = args[0]
@@ -246,7 +300,7 @@ def _classifier(spec: ResNetSpec, channels: int) -> list[Step]:
             steps.append(Dropout(name, args[0]))
         else:
             steps.append(ReLU(name))
-    return steps + [Linear(f"{CLASSIFIER}.{len(spec.head)}", channels, spec.num_classes)]
+    return steps + [Linear(f"{root}.{len(spec.head)}", channels, spec.num_classes)]
 
 
 @functools.lru_cache(maxsize=256)
@@ -256,7 +310,8 @@ def plan(spec: ResNetSpec) -> Plan:
     stages = []
     c_in = spec.stem_channels
     net_stride, dilation = spec.stem_stride, 1
-    for i, (blocks, planes, stride) in enumerate(zip(spec.layers, spec.widths, spec.stage_strides)):
+    strides = spec.stage_strides
+    for i, (blocks, planes, stride) in enumerate(zip(spec.layers, spec.widths, strides)):
         prev_dilation = dilation
         if net_stride >= spec.output_stride and stride > 1:
             dilation, stride = dilation * stride, 1  # keep the resolution, widen the receptive field
@@ -265,13 +320,17 @@ def plan(spec: ResNetSpec) -> Plan:
         stage = []
         for j in range(blocks):
             first = j == 0
+            if spec.stride_block == "last":  # the next stage's stride, on this stage's last block
+                block_stride = strides[i + 1] if j == blocks - 1 and i + 1 < len(strides) else 1
+            else:
+                block_stride = stride if first else 1
             stage.append(
                 _block(
                     spec,
-                    f"layer{i + 1}.{j}",
+                    _block_name(spec, i, j),
                     c_in,
                     planes,
-                    stride if first else 1,
+                    block_stride,
                     dilation,
                     prev_dilation if first else dilation,
                     is_first=first and i > 0,
@@ -300,6 +359,12 @@ def _check_geometry(p: Plan) -> None:
             raise SpecError("input_size", f"{block.name}'s branch gives {branch} but its shortcut {shortcut} "
                             f"for {p.spec.input_size}x{p.spec.input_size} inputs")
         size = branch
+    for step in p.final + p.head:
+        if isinstance(step, Flatten) and size != (1, 1):
+            raise SpecError("head_pool", f"a {p.spec.head_pool}x{p.spec.head_pool} pool leaves {size[0]}x{size[1]} of "
+                            f"a {p.spec.input_size}x{p.spec.input_size} input's last map; expected 1x1 (another "
+                            "head_pool or input_size)")
+        size = _checked(p.spec, step, size)
 
 
 def _checked(spec: ResNetSpec, step: Step, size: tuple[int, int]) -> tuple[int, int]:

@@ -61,10 +61,32 @@ def _variants() -> list[ResNetSpec]:
         specs.append(
             ResNetSpec(
                 name=f"resnet{6 * n + 2}", family="cifar", block="basic", layers=(n, n, n),
-                widths=(16, 32, 64), stem="cifar", stem_width=16, shortcut="zero_pad",
+                widths=(16, 32, 64), stem="cifar", stem_width=16, shortcut="zero_pad", preprocessing="cifar10",
                 input_size=32, num_classes=10,
             )
         )
+    # keras.applications' ResNets: v1 is the original paper's (the stride on the first 1x1 conv,
+    # biases on every conv), v2 its pre-activation form as Keras builds it (the stride on the
+    # last block of stages 1-3, subsampled by a 1x1 max pool on the shortcut). Both pad the stem's
+    # pool with zeros, use BatchNorm epsilon 1.001e-5 and expect Keras' preprocessing modes.
+    keras = dict(family="keras_applications", bn_eps=1.001e-5, stem_pool_pad="zeros")
+    for d in (50, 101, 152):
+        specs.append(_resnet(d, name=f"keras_resnet{d}", conv_bias="all", stride_conv="1x1",
+                             preprocessing="caffe", **keras))
+    for d in (50, 101, 152):
+        specs.append(ResNetSpec(name=f"keras_resnet{d}v2", block="preact_bottleneck", layers=_DEPTHS[d][1],
+                                conv_bias="unnormalized", stride_block="last", shortcut="subsample",
+                                preprocessing="tf", **keras))
+    # The network of a widely used PyTorch CIFAR-10 tutorial notebook, trained at 96x96: an
+    # unpadded 7x7 stem with a bias and no BatchNorm, a ReLU on the branch before the sum too,
+    # 1x1 conv shortcuts without BatchNorm, a 3x3 average pool before the classifier.
+    specs.append(
+        ResNetSpec(
+            name="cifar10_notebook", family="notebook", block="basic", layers=(2, 2, 2, 2), stem="unpadded",
+            stem_norm=False, conv_bias="all", shortcut="conv", relu_before_add=True, head_pool=3,
+            naming="notebook", input_size=96, num_classes=10, preprocessing="half",
+        )
+    )
     return specs
 
 

@@ -10,9 +10,20 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-STEMS = ("classic", "deep", "cifar")
-SHORTCUTS = ("projection", "avg_down", "zero_pad")
+from .steps import BN_EPS
+
+STEMS = ("classic", "deep", "cifar", "unpadded")
+SHORTCUTS = ("projection", "avg_down", "zero_pad", "conv", "subsample")
 POOLINGS = ("avg", "max", None)
+# Which convs have a bias: none (torchvision), all (keras.applications v1, the notebook), or
+# those no BatchNorm follows (keras.applications v2: the stem, each block's last conv, projections).
+CONV_BIASES = ("none", "all", "unnormalized")
+STRIDE_CONVS = ("3x3", "1x1")  # where a bottleneck's stride sits: v1.5 (torchvision) or v1 (the paper)
+STRIDE_BLOCKS = ("first", "last")  # which block of a stage strides: the first, or the last of the stage before
+STEM_POOL_PADS = ("-inf", "zeros")  # what the stem's max pool pads with: PyTorch's, or a ZeroPadding2D's
+NAMINGS = ("torchvision", "notebook")  # whose module names the plan uses
+# Each variant's evaluation preprocessing; parity.apps.preprocess holds the numbers of each.
+PREPROCESSINGS = ("imagenet", "caffe", "tf", "cifar10", "half")
 # The layers a classifier head may have before its last Linear (see ResNetSpec.head):
 # ("linear", features), ("relu",), ("dropout", rate).
 HEAD_LAYERS = ("linear", "relu", "dropout")
@@ -68,6 +79,22 @@ class ResNetSpec:
                        or "zero_pad" (option A: subsample and pad channels with zeros).
       in_channels, input_size
                        channels and native side length of the input images.
+      conv_bias        which convs have a bias (CONV_BIASES).
+      bn_eps           every BatchNorm's epsilon (keras.applications: 1.001e-5).
+      stride_conv      where a strided bottleneck strides: its 3x3 conv (v1.5) or its first 1x1.
+      stride_block     which block strides: the first of a stage, or (keras.applications v2) the
+                       last of the stage before, whose shortcut then subsamples.
+      stem_norm        BatchNorm and ReLU after the stem's conv; None: unless pre-activation.
+      stem_pool_pad    what the stem's max pool pads with (STEM_POOL_PADS): -inf as PyTorch pads,
+                       or zeros as keras.applications' ZeroPadding2D, seen by negative inputs
+                       where no ReLU comes first.
+      relu_before_add  post-activation blocks also apply a ReLU to the branch before the sum.
+      head_pool        0: global pooling before the classifier; k > 0: a k x k average pool of
+                       stride k, then flatten (a fixed-size head: the native input's last map
+                       must pool to 1x1, and a model with this head takes only that size).
+      naming           whose module names the plan uses (NAMINGS): torchvision's, or those of
+                       the CIFAR-10 notebook (block1, block2.0, block2.1.conv1, ..., classifier).
+      preprocessing    the evaluation preprocessing the weights expect (PREPROCESSINGS).
 
     Options (same meaning in every framework):
       num_classes, include_top, pooling ("avg", "max" or None), drop_rate (dropout before the
@@ -96,6 +123,16 @@ class ResNetSpec:
     shortcut: str = "projection"
     in_channels: int = 3
     input_size: int = 224
+    conv_bias: str = "none"
+    bn_eps: float = BN_EPS
+    stride_conv: str = "3x3"
+    stride_block: str = "first"
+    stem_norm: bool | None = None
+    stem_pool_pad: str = "-inf"
+    relu_before_add: bool = False
+    head_pool: int = 0
+    naming: str = "torchvision"
+    preprocessing: str = "imagenet"
     num_classes: int = 1000
     include_top: bool = True
     pooling: str | None = "avg"
@@ -114,6 +151,8 @@ class ResNetSpec:
             object.__setattr__(self, "include_top", False)
         if self.output_stride is None:
             object.__setattr__(self, "output_stride", self.native_output_stride)
+        if self.stem_norm is None:
+            object.__setattr__(self, "stem_norm", not self.preact)
         _validate(self)
 
     # Derived facts every builder needs; kept here so no builder recomputes them differently.
@@ -151,6 +190,11 @@ class ResNetSpec:
         return 1 if self.stem == "cifar" else 4
 
     @property
+    def fixed_input(self) -> bool:
+        """The classifier reads a fixed-size map (head_pool), so the model takes input_size only."""
+        return bool(self.head_pool) and self.include_top
+
+    @property
     def stage_strides(self) -> tuple[int, ...]:
         return (1,) + (2,) * (len(self.layers) - 1)
 
@@ -183,6 +227,8 @@ class ResNetSpec:
         if "output_stride" not in changes and self.output_stride == self.native_output_stride:
             # Keep "native" native when the change moves it (e.g. a different stem).
             changes["output_stride"] = None
+        if "stem_norm" not in changes and self.stem_norm == (not self.preact):
+            changes["stem_norm"] = None  # likewise "unless pre-activation" for another block
         return dataclasses.replace(self, **changes)
 
     def to_config(self) -> dict:
@@ -225,6 +271,13 @@ def _validate(s: ResNetSpec) -> None:
         "widths",
         f"got {s.widths}, expected {len(s.layers)} positive widths (one per stage in layers)",
     )
+    for field, allowed in (("conv_bias", CONV_BIASES), ("stride_conv", STRIDE_CONVS), ("stride_block", STRIDE_BLOCKS),
+                           ("stem_pool_pad", STEM_POOL_PADS), ("naming", NAMINGS), ("preprocessing", PREPROCESSINGS)):
+        value = getattr(s, field)
+        check(value in allowed, field, f"got {value!r}, expected one of {allowed}")
+    check(isinstance(s.bn_eps, (int, float)) and s.bn_eps > 0, "bn_eps", f"got {s.bn_eps!r}, expected a positive number")
+    check(isinstance(s.head_pool, int) and s.head_pool >= 0, "head_pool",
+          f"got {s.head_pool!r}, expected 0 (global pooling) or a pool size >= 1")
     check(s.stem_width >= 1, "stem_width", f"got {s.stem_width}, expected a positive width")
     check(s.in_channels >= 1, "in_channels", f"got {s.in_channels}, expected >= 1")
     check(s.input_size >= 1, "input_size", f"got {s.input_size}, expected >= 1")
@@ -263,7 +316,11 @@ def _validate(s: ResNetSpec) -> None:
             f"option A zero padding needs each stage to keep or double the channels, got {chans}",
         )
     if s.preact:
-        check(s.shortcut == "projection", "shortcut", "pre-activation blocks use projection shortcuts")
+        check(s.shortcut in ("projection", "subsample"), "shortcut",
+              f"got {s.shortcut!r}; pre-activation blocks use projection (or subsample) shortcuts")
+        check(not s.relu_before_add, "relu_before_add", "pre-activation blocks have no ReLU around the sum")
+    check(s.stride_conv == "3x3" or bottleneck, "stride_conv",
+          f"got {s.stride_conv!r} for a {s.block} block; only a bottleneck has a 1x1 conv to stride")
 
     check(s.pooling in POOLINGS, "pooling", f"got {s.pooling!r}, expected one of {POOLINGS}")
     if s.include_top:
@@ -277,6 +334,10 @@ def _validate(s: ResNetSpec) -> None:
     _validate_head(s.head, check)
 
     native = s.native_output_stride
+    if s.stride_block == "last":
+        check(s.output_stride == native, "output_stride",
+              f"got {s.output_stride}; dilation needs the stride on the first block of a stage "
+              f"(stride_block='first'), expected {native}")
     # Dilation may replace the strides of all but the first stride-2 stage.
     allowed = tuple(native // 2**k for k in range(min(2, len(s.layers) - 1) + 1))
     check(

@@ -28,11 +28,12 @@ class Conv:
     groups: int = 1
     bias: bool = False
     zero_init: bool = False  # the kernel starts at zero (zero_init_residual)
+    unpadded: bool = False  # no padding at all (the notebook's stem), instead of "same"-like padding
 
     @property
     def padding(self) -> int:
         """Symmetric padding on every side, as PyTorch applies it."""
-        return self.dilation * (self.kernel_size - 1) // 2
+        return 0 if self.unpadded else self.dilation * (self.kernel_size - 1) // 2
 
     @property
     def weight_shape(self) -> tuple[int, int, int, int]:
@@ -85,6 +86,7 @@ class Pool:
     padding: int = 0
     ceil_mode: bool = False
     count_include_pad: bool = True
+    zero_pad: bool = False  # a max pool's padding holds zeros (a ZeroPadding2D before it), not -inf
 
     @property
     def is_identity(self) -> bool:
@@ -129,6 +131,14 @@ class GlobalPool:
 
 
 @dataclass(frozen=True)
+class Flatten:
+    """A 1x1 map to one vector of `features` per image: the step after a fixed-size head's pool."""
+
+    name: str
+    features: int
+
+
+@dataclass(frozen=True)
 class Dropout:
     name: str
     rate: float
@@ -150,7 +160,7 @@ class Linear:
         return {"weight": (self.out_features, self.in_features), "bias": (self.out_features,)}
 
 
-Step = Union[Conv, BatchNorm, ReLU, Pool, ZeroPadShortcut, SplitAttention, GlobalPool, Dropout, Linear]
+Step = Union[Conv, BatchNorm, ReLU, Pool, ZeroPadShortcut, SplitAttention, GlobalPool, Flatten, Dropout, Linear]
 Weighted = Union[Conv, BatchNorm, Linear]
 WEIGHTED = (Conv, BatchNorm, Linear)
 

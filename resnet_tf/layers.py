@@ -75,12 +75,15 @@ def make(step: rs.Step) -> keras.layers.Layer:
             step.padding,
             ceil_mode=step.ceil_mode,
             count_include_pad=step.count_include_pad,
+            zero_pad=step.zero_pad,
             name=name,
         )
     if isinstance(step, rs.ZeroPadShortcut):
         return ZeroPadShortcut(step.stride, step.pad_before, step.pad_after, name=name)
     if isinstance(step, rs.GlobalPool):
         return GlobalPool(step.kind, name=name)
+    if isinstance(step, rs.Flatten):  # a 1x1 map: a reshape, whatever the channel order
+        return keras.layers.Reshape((step.features,), name=name)
     if isinstance(step, rs.Dropout):
         return keras.layers.Dropout(step.rate, name=name)
     raise TypeError(f"no Keras layer for step {step!r}")
@@ -211,7 +214,8 @@ class Pool2D(keras.layers.Layer):
     """Max or average pooling with PyTorch's semantics (torch.nn.MaxPool2d / AvgPool2d).
 
     - Max pooling pads with -inf: zero padding would win over negative inputs, which the stem
-      pool of a pre-activation network sees (its input is the raw conv output, no ReLU).
+      pool of a pre-activation network sees (its input is the raw conv output, no ReLU); with
+      zero_pad it pads with zeros, as keras.applications' ZeroPadding2D before its pool does.
     - Average pooling divides by the window size (count_include_pad=True) or by the number of
       real pixels in the window (False), as PyTorch does.
     - ceil_mode keeps a last partial window at the bottom/right; it averages only the pixels
@@ -226,6 +230,7 @@ class Pool2D(keras.layers.Layer):
         padding: int = 0,
         ceil_mode: bool = False,
         count_include_pad: bool = True,
+        zero_pad: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -234,7 +239,7 @@ class Pool2D(keras.layers.Layer):
         if 2 * padding > kernel_size:
             raise ValueError(f"padding {padding} must be at most half of kernel_size {kernel_size}")
         self.kind, self.kernel_size, self.stride, self.padding = kind, kernel_size, stride, padding
-        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
+        self.ceil_mode, self.count_include_pad, self.zero_pad = ceil_mode, count_include_pad, zero_pad
 
     def call(self, x):
         k, s, p = self.kernel_size, self.stride, self.padding
@@ -242,7 +247,8 @@ class Pool2D(keras.layers.Layer):
         extra = s - 1 if self.ceil_mode else 0
         widths = [[0, 0], [p, p + extra], [p, p + extra], [0, 0]]
         if self.kind == "max":
-            y = ops.max_pool(ops.pad(x, widths, constant_values=float("-inf")), k, s, "valid")
+            fill = 0.0 if self.zero_pad else float("-inf")
+            y = ops.max_pool(ops.pad(x, widths, constant_values=fill), k, s, "valid")
         else:
             y = ops.average_pool(ops.pad(x, widths), k, s, "valid")
             if extra or (p and not self.count_include_pad):
@@ -279,6 +285,7 @@ class Pool2D(keras.layers.Layer):
             "padding": self.padding,
             "ceil_mode": self.ceil_mode,
             "count_include_pad": self.count_include_pad,
+            "zero_pad": self.zero_pad,
         }
 
 

@@ -31,8 +31,9 @@ class ResNet(keras.Model):
     def __init__(self, spec: rs.ResNetSpec | dict, input_shape=None, name: str | None = None, **kwargs):
         if isinstance(spec, dict):
             spec = rs.ResNetSpec.from_config(spec)
-        if input_shape is None:
-            input_shape = (None, None, spec.in_channels)  # any spatial size
+        if input_shape is None:  # any spatial size, unless the classifier reads a fixed-size map
+            side = spec.input_size if spec.fixed_input else None
+            input_shape = (side, side, spec.in_channels)
         _allow_graph_depth(spec)
         inputs = keras.Input(shape=tuple(input_shape), name="input")
         outputs, taps = _outputs(spec, inputs)

@@ -32,6 +32,9 @@ def make(step: rs.Step, inplace: bool = True) -> nn.Module:
     if isinstance(step, rs.Pool):
         if step.is_identity:
             return nn.Identity()
+        if step.kind == "max" and step.zero_pad:  # keras.applications' ZeroPadding2D, then the pool
+            return nn.Sequential(nn.ZeroPad2d(step.padding),
+                                 nn.MaxPool2d(step.kernel_size, step.stride, ceil_mode=step.ceil_mode))
         if step.kind == "max":
             return nn.MaxPool2d(step.kernel_size, step.stride, step.padding, ceil_mode=step.ceil_mode)
         return nn.AvgPool2d(
@@ -47,17 +50,31 @@ def make(step: rs.Step, inplace: bool = True) -> nn.Module:
         return SplitAttentionConv(step)
     if isinstance(step, rs.GlobalPool):
         return GlobalPool(step.kind)
+    if isinstance(step, rs.Flatten):
+        return nn.Flatten(1)
     if isinstance(step, rs.Dropout):
         return nn.Dropout(step.rate)
     raise TypeError(f"no torch module for step {step!r}")
 
 
+def attach(parent: nn.Module, path: str, module: nn.Module) -> None:
+    """Register `module` on `parent` at the dotted `path`. The parts before the last are
+    nn.Sequential containers, made when first needed ("conv1.0", "conv1.1", ...: one nn.Sequential
+    "conv1"; "layer1.0": the block 0 of "layer1"), as torchvision, timm and the notebook nest their
+    modules, so the state_dict keys are theirs."""
+    for part in path.split(".")[:-1]:
+        if part not in parent._modules:
+            parent.add_module(part, nn.Sequential())
+        parent = parent._modules[part]
+    parent.add_module(path.rpartition(".")[2], module)
+
+
 def add_steps(parent: nn.Module, steps, prefix: str, shared: str | None = None,
               owns_input: bool = False) -> tuple[str, ...]:
-    """Register one module per step on `parent`, under its name relative to `prefix` ("layer1.0."),
-    and return the names of the children to call, in order. Steps whose local names share a first
-    part ("conv1.0", "conv1.1", ...; "downsample.0", ...) become one nn.Sequential of that name,
-    as torchvision and timm nest them, so the state_dict keys are theirs.
+    """Register one module per step on `parent` (see attach), under its name relative to
+    `prefix` ("layer1.0."), and return those names in order: `run` calls the steps one by one,
+    never a container, since a container may also hold modules of another sequence (the
+    notebook's "block2" holds the stem's pool and the first stage's blocks).
 
     A ReLU works in place unless it reads the output of the step named `shared` (which a shortcut
     reads too) or the sequence's input, which others may hold unless `owns_input`."""
@@ -66,25 +83,17 @@ def add_steps(parent: nn.Module, steps, prefix: str, shared: str | None = None,
     for step in steps:
         local = step.name[len(prefix):]
         inplace = owns_input if previous is None else previous != shared
-        module = make(step, inplace)
-        head, _, rest = local.partition(".")
-        if rest:
-            if head not in parent._modules:
-                parent.add_module(head, nn.Sequential())
-                order.append(head)
-            parent.get_submodule(head).add_module(rest, module)
-        else:
-            parent.add_module(local, module)
-            order.append(local)
+        attach(parent, local, make(step, inplace))
+        order.append(local)
         previous = step.name
     return tuple(order)
 
 
 def run(parent: nn.Module, names: tuple[str, ...], x: torch.Tensor) -> torch.Tensor:
-    """Call `parent`'s children `names` in order (looked up each time, so a module swapped in by
+    """Call `parent`'s modules `names` in order (looked up each time, so a module swapped in by
     BatchNorm folding takes effect)."""
     for name in names:
-        x = getattr(parent, name)(x)
+        x = parent.get_submodule(name)(x)
     return x
 
 

@@ -10,7 +10,7 @@ from torch import nn
 import resnet_spec as rs
 
 from .blocks import Block
-from .layers import add_steps, run
+from .layers import add_steps, attach, run
 
 
 class ResNet(nn.Module):
@@ -26,8 +26,8 @@ class ResNet(nn.Module):
         self.spec = spec
         self.plan = p = rs.plan(spec)
         self.stem = add_steps(self, p.stem, "")
-        for stage_name, stage in zip(p.stage_names, p.stages):
-            self.add_module(stage_name, nn.Sequential(*(Block(b) for b in stage)))
+        for b in p.blocks:
+            attach(self, b.name, Block(b))
         self.final = add_steps(self, p.final, "")
         self.head = add_steps(self, p.head, "")
         self.reset_parameters()
@@ -55,11 +55,12 @@ class ResNet(nn.Module):
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Every stage's output; for pre-activation networks the last one after the final
         BatchNorm and ReLU."""
-        _check_input(x, self.spec.in_channels)
+        _check_input(x, self.spec)
         x = self.forward_stem(x)
         features = []
-        for stage_name in self.plan.stage_names:
-            x = getattr(self, stage_name)(x)
+        for stage in self.plan.stages:
+            for block in stage:
+                x = self.get_submodule(block.name)(x)
             features.append(x)
         features[-1] = run(self, self.final, features[-1])
         return features
@@ -76,20 +77,22 @@ class ResNet(nn.Module):
     def forward_taps(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
         """The output at every tap of the plan (`self.plan.taps()`), in forward order: the same
         computation as forward, observed. Nothing later overwrites a tap in place."""
-        _check_input(x, self.spec.in_channels)
+        _check_input(x, self.spec)
         taps = OrderedDict(stem=self.forward_stem(x))
         x = taps["stem"]
         for stage_name, stage in zip(self.plan.stage_names, self.plan.stages):
-            for block, module in zip(stage, getattr(self, stage_name)):
-                x = taps[block.name] = module(x)
+            for block in stage:
+                x = taps[block.name] = self.get_submodule(block.name)(x)
             taps[stage_name] = x
         if not self.spec.features_only:
             taps["output"] = self.forward_head(run(self, self.final, x))
         return taps
 
 
-def _check_input(x: torch.Tensor, channels: int) -> None:
-    if x.dim() != 4 or x.shape[1] != channels:
-        raise ValueError(
-            f"expected a batch of images shaped (N, {channels}, H, W) (NCHW), got shape {tuple(x.shape)}"
-        )
+def _check_input(x: torch.Tensor, spec: rs.ResNetSpec) -> None:
+    c, n = spec.in_channels, spec.input_size
+    if x.dim() != 4 or x.shape[1] != c:
+        raise ValueError(f"expected a batch of images shaped (N, {c}, H, W) (NCHW), got shape {tuple(x.shape)}")
+    if spec.fixed_input and tuple(x.shape[2:]) != (n, n):
+        raise ValueError(f"expected images shaped (N, {c}, {n}, {n}): {spec.name}'s classifier reads a fixed-size "
+                         f"map (head_pool={spec.head_pool}); got shape {tuple(x.shape)} (include_top=False takes any size)")

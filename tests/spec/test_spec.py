@@ -18,6 +18,9 @@ EXPECTED_NAMES = [
     "resnet18d", "resnet34d", "resnet50d", "resnet101d", "resnet152d",
     "preact_resnet18", "preact_resnet34", "preact_resnet50", "preact_resnet101", "preact_resnet152",
     "resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet1202",
+    "keras_resnet50", "keras_resnet101", "keras_resnet152",
+    "keras_resnet50v2", "keras_resnet101v2", "keras_resnet152v2",
+    "cifar10_notebook",
 ]
 
 # Published parameter counts: torchvision's model docs, the official ResNeSt repository, timm's
@@ -33,6 +36,13 @@ PUBLISHED_PARAMS = {
     "resnet101d": 44_568_392, "resnet152d": 60_212_040,
     "resnet20": 269_722, "resnet32": 464_154, "resnet44": 658_586, "resnet56": 853_018,
     "resnet110": 1_727_962, "resnet1202": 19_421_274,
+}
+
+# keras.applications' own count_params() (every weight, the BatchNorm moving statistics included)
+# of ResNet50, ResNet101, ResNet152 and their V2 forms with the ImageNet head.
+KERAS_APPLICATIONS_COUNTS = {
+    "keras_resnet50": 25_636_712, "keras_resnet101": 44_707_176, "keras_resnet152": 60_419_944,
+    "keras_resnet50v2": 25_613_800, "keras_resnet101v2": 44_675_560, "keras_resnet152v2": 60_380_648,
 }
 
 # torchvision's published GFLOPS (multiply-accumulates of convs and fc at 224x224), 2 decimals.
@@ -52,6 +62,12 @@ def test_registry_has_every_variant_of_the_design():
 @pytest.mark.parametrize("name", list(PUBLISHED_PARAMS))
 def test_parameter_count_from_spec_equals_published(name):
     assert rs.count_parameters(rs.get(name)).params == PUBLISHED_PARAMS[name]
+
+
+@pytest.mark.parametrize("name", list(KERAS_APPLICATIONS_COUNTS))
+def test_keras_applications_counts_from_spec_equal_keras_count_params(name):
+    counts = rs.count_parameters(rs.get(name))
+    assert counts.params + counts.buffers == KERAS_APPLICATIONS_COUNTS[name]
 
 
 @pytest.mark.parametrize("name", list(PUBLISHED_GMACS))
@@ -74,9 +90,12 @@ def test_preact_counts_follow_from_the_paper_layout():
 
 
 def test_depth_matches_the_name():
-    for name in EXPECTED_NAMES:
+    named = [n for n in EXPECTED_NAMES if re.search(r"res(?:net|next|nest)\d", n)]
+    assert set(EXPECTED_NAMES) - set(named) == {"cifar10_notebook"}
+    for name in named:
         depth = int(re.search(r"res(?:net|next|nest)(\d+)", name).group(1))
         assert rs.get(name).depth == depth, name
+    assert rs.get("cifar10_notebook").depth == 18  # 2-2-2-2 basic blocks: a ResNet-18 by its layers
 
 
 def test_unknown_name_suggests_close_matches():
