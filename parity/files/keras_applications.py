@@ -51,6 +51,9 @@ LEGACY_SUFFIX = ".h5"
 KERAS_CLASSES = {rs.Conv: "conv2d", rs.BatchNorm: "batch_normalization", rs.Linear: "dense"}
 OPTIMIZER_GROUPS = ("optimizer", "optimizer_weights")
 CODE_LAYERS = ("Lambda", "__lambda__")  # classes whose config carries Python code
+# keras.applications' `pooling` of a backbone (include_top=False), by the layer it adds last;
+# without either (or without a config: a .weights.h5 file) its default, None: the feature map.
+POOLING_LAYERS = {"GlobalAveragePooling2D": "avg", "GlobalMaxPooling2D": "max"}
 CONFIG_MEMBER = "config.json"
 NUMERIC_KINDS = "fiu"  # numpy dtype kinds a weight may have
 
@@ -97,9 +100,9 @@ def holds(path: str | Path) -> bool:
     return bool(names & known_layer_names())
 
 
-def read_layers(path: str | Path) -> tuple[dict[str, list[np.ndarray]], list[str]]:
-    """(layer name -> its arrays in the layer's own order, notes) of a `.keras`, `.weights.h5` or
-    legacy `.h5` file; see the module docstring."""
+def read_layers(path: str | Path) -> tuple[dict[str, list[np.ndarray]], list[str], dict | None]:
+    """(layer name -> its arrays in the layer's own order, notes, the model's config or None) of
+    a `.keras`, `.weights.h5` or legacy `.h5` file; see the module docstring."""
     import h5py
 
     path = check_readable(path)
@@ -109,11 +112,11 @@ def read_layers(path: str | Path) -> tuple[dict[str, list[np.ndarray]], list[str
                 config = json.loads(archive.read(CONFIG_MEMBER))
                 refuse_code(config, path)
                 with archive.open(keras_archive.WEIGHTS_MEMBER) as member, h5py.File(member, "r") as f:
-                    return _keras3_layers(f, config, path)
+                    return (*_keras3_layers(f, config, path), config)
         with h5py.File(path, "r") as f:
             if full_suffix(path) == LEGACY_SUFFIX:
                 return _legacy_layers(f, path)
-            return _keras3_layers(f, None, path)
+            return (*_keras3_layers(f, None, path), None)
     except CheckpointError:
         raise
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as err:
@@ -229,9 +232,9 @@ def _attribute_list(group, name: str) -> list[str]:
     return out
 
 
-def _legacy_layers(f, source) -> tuple[dict[str, list[np.ndarray]], list[str]]:
-    if "model_config" in f.attrs:
-        refuse_code(json.loads(_text(f.attrs["model_config"])), source)
+def _legacy_layers(f, source) -> tuple[dict[str, list[np.ndarray]], list[str], dict | None]:
+    config = json.loads(_text(f.attrs["model_config"])) if "model_config" in f.attrs else None
+    refuse_code(config, source)
     g = f["model_weights"] if "model_weights" in f else f
     names = _attribute_list(g, "layer_names")
     if not names:
@@ -246,7 +249,7 @@ def _legacy_layers(f, source) -> tuple[dict[str, list[np.ndarray]], list[str]]:
     unknown = [p for p in _datasets(g) if p not in used]
     if unknown:
         raise _unknown(source, unknown, "no weights of the layers it lists (layer_names, weight_names)")
-    return layers, _optimizer_note(f)
+    return layers, _optimizer_note(f), config
 
 
 # ---------------------------------------------------------------------------------------------
@@ -266,25 +269,35 @@ def expected_layers(spec: rs.ResNetSpec) -> dict[str, tuple[tuple[int, ...], ...
     return {names[layer.name]: keras_shapes(layer) for layer in rs.plan(spec).weighted_layers()}
 
 
-def _options(layers: dict[str, list[np.ndarray]], num_classes: int | None) -> dict:
-    """num_classes from the classifier's kernel (in, out), unless given; none: a backbone."""
+def backbone_pooling(config: dict | None) -> str | None:
+    """The `pooling` a keras.applications backbone was built with, as its config shows it."""
+    classes = {layer.get("class_name") for layer in (config or {}).get("config", {}).get("layers", [])}
+    return next((pooling for cls, pooling in POOLING_LAYERS.items() if cls in classes), None)
+
+
+def _options(layers: dict[str, list[np.ndarray]], num_classes: int | None, config: dict | None = None) -> dict:
+    """num_classes from the classifier's kernel (in, out), unless given; none: a backbone,
+    pooled as its config says (see POOLING_LAYERS)."""
     arrays = layers.get(classifier_name())
+    if arrays is None and num_classes is None:
+        return {"include_top": False, "pooling": backbone_pooling(config)}
     if arrays is None:
-        return {"num_classes": num_classes} if num_classes is not None else {"include_top": False}
+        return {"num_classes": num_classes}
     if num_classes is None and arrays and arrays[0].ndim == 2:
         num_classes = int(arrays[0].shape[1])
     return {"num_classes": num_classes} if num_classes is not None else {}
 
 
 def identify(layers: dict[str, list[np.ndarray]], arch: str | None = None, num_classes: int | None = None,
-             source: str = "file") -> rs.ResNetSpec:
+             source: str = "file", config: dict | None = None) -> rs.ResNetSpec:
     """The keras.applications variant whose layers are exactly these names and shapes (with
-    `arch`, only that one is tried, and a mismatch lists every difference)."""
+    `arch`, only that one is tried, and a mismatch lists every difference); a backbone's
+    pooling from the model's `config` where the file has one."""
     if arch is not None and arch not in variant_names():
         raise ArchitectureError(f"{source} holds a keras.applications model; --arch {arch} is none of its "
                                 f"ResNets ({', '.join(variant_names())})")
     shapes = {name: tuple(a.shape for a in arrays) for name, arrays in layers.items()}
-    options = _options(layers, num_classes)
+    options = _options(layers, num_classes, config)
     specs = [rs.get(name, **options) for name in ([arch] if arch else variant_names())]
     diffs = sorted((Difference(spec, shapes, expected_layers(spec)) for spec in specs), key=lambda d: d.size)
     exact = [d.spec for d in diffs if d.size == 0]
@@ -320,8 +333,8 @@ def to_state_dict(layers: dict[str, list[np.ndarray]], spec: rs.ResNetSpec, coun
 def read(path: str | Path, arch: str | None = None, num_classes: int | None = None):
     """(state_dict under our names, spec, notes) of a keras.applications file."""
     path = check_readable(path)
-    layers, notes = read_layers(path)
-    spec = identify(layers, arch, num_classes, source=str(path))
+    layers, notes, config = read_layers(path)
+    spec = identify(layers, arch, num_classes, str(path), config)
     record = keras_io.read_record(path) if full_suffix(path) != LEGACY_SUFFIX else {}
     how = "identified from its layer names and shapes" if arch is None else "checked against --arch"
     notes = [f"keras.applications layers ({len(layers)} with weights), {how}", *notes]
