@@ -312,7 +312,7 @@ def identify(layers: dict[str, list[np.ndarray]], arch: str | None = None, num_c
     closest = "; ".join(f"{d.spec.name}: {d.describe(limit=2)}" for d in diffs[:3])
     raise ArchitectureError(
         f"{source} holds a Keras model with {len(shapes)} weighted layers ({head}) that is none of keras.applications' "
-        f"ResNets. Closest candidates: {closest}. (A resnet_tf .weights.h5 file needs --arch NAME.)"
+        f"ResNets. Closest candidates: {closest}."
     )
 
 
