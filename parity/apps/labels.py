@@ -25,12 +25,12 @@ def class_names(dataset: str) -> tuple[str, ...]:
     return tuple(text.splitlines())
 
 
-def names_for(num_classes: int, family: str = "") -> tuple[str, ...]:
-    """Names for a classifier's outputs: ImageNet-1k for 1000 classes, CIFAR-10 for the
-    10-class CIFAR networks, otherwise "class 0", "class 1", ..."""
+def names_for(num_classes: int, dataset: str = "") -> tuple[str, ...]:
+    """Names for a classifier's outputs: ImageNet-1k for 1000 classes, CIFAR-10 for 10 classes of
+    a network trained on it (`dataset`, see preprocess.dataset_of), otherwise "class 0", ..."""
     if num_classes == 1000:
         return class_names("imagenet1k")
-    if num_classes == 10 and family == "cifar":
+    if num_classes == 10 and dataset == "cifar10":
         return class_names("cifar10")
     return tuple(f"class {i}" for i in range(num_classes))
 

@@ -45,7 +45,7 @@ def predict(models: dict, images, pre: preprocess.Preprocessing | None = None, k
             from ..core.frameworks import keras
 
             probs = keras.ops.convert_to_numpy(softmax_keras(model(preprocess.to_keras(images, p), training=False)))
-        results[framework] = (probs, labels.top_k(probs, labels.names_for(spec.num_classes, spec.family), k))
+        results[framework] = (probs, labels.top_k(probs, labels.names_for(spec.num_classes, preprocess.dataset_of(spec)), k))
     return results
 
 

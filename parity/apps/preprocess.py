@@ -12,7 +12,13 @@ with each framework's own operations, and a test holds the two to the same tenso
    closely enough: TensorFlow's antialiased bilinear differs from PyTorch's by 2e-5 (of the
    [0, 1] range) even in float64, and PyTorch's float32 kernel from its own float64 by 1e-5;
 3. centre crop `crop` x `crop` (offsets rounded as torchvision's CenterCrop);
-4. subtract `mean`, divide by `std`, per channel; NCHW for PyTorch, NHWC for Keras.
+4. subtract `mean`, divide by `std`, per channel (on [0, 1] RGB pixels), then with `bgr` reverse
+   the channels; NCHW for PyTorch, NHWC for Keras.
+
+Each variant names its own normalisation (`ResNetSpec.preprocessing`); NORMALIZATIONS holds the
+numbers of each: torchvision's ImageNet mean and std, keras.applications' "caffe" (BGR, ImageNet
+mean subtracted on the 0-255 scale) and "tf" ([-1, 1]) modes, the CIFAR-10 statistics, and the
+CIFAR-10 notebook's 0.5 / 0.5.
 """
 
 from __future__ import annotations
@@ -29,10 +35,31 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # Per-channel statistics of the CIFAR-10 training images.
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
-STATISTICS = {"imagenet": (IMAGENET_MEAN, IMAGENET_STD), "cifar10": (CIFAR10_MEAN, CIFAR10_STD)}
+# keras.applications' "caffe" mode subtracts these from 0-255 pixels (RGB order here), no scaling.
+CAFFE_MEAN = (123.68, 116.779, 103.939)
+HALF = (0.5, 0.5, 0.5)
 
 # ImageNet evaluation resizes to crop / 0.875 (256 for 224) before the centre crop.
 CROP_FRACTION = 0.875
+
+
+@dataclass(frozen=True)
+class Normalization:
+    mean: tuple[float, float, float]  # on [0, 1] RGB pixels
+    std: tuple[float, float, float]
+    bgr: bool  # the network reads its channels as BGR
+    crop_fraction: float  # of the resized image that the centre crop keeps (1: the whole image)
+    dataset: str  # whose class names the variant's own classifier predicts (see labels)
+
+
+NORMALIZATIONS = {
+    "imagenet": Normalization(IMAGENET_MEAN, IMAGENET_STD, False, CROP_FRACTION, "imagenet1k"),
+    "caffe": Normalization(tuple(m / 255 for m in CAFFE_MEAN), (1 / 255,) * 3, True, CROP_FRACTION, "imagenet1k"),
+    "tf": Normalization(HALF, HALF, False, CROP_FRACTION, "imagenet1k"),
+    "cifar10": Normalization(CIFAR10_MEAN, CIFAR10_STD, False, 1.0, "cifar10"),
+    "half": Normalization(HALF, HALF, False, 1.0, "cifar10"),
+}
+assert set(NORMALIZATIONS) == set(rs.PREPROCESSINGS)  # one entry per name the spec allows
 
 
 @dataclass(frozen=True)
@@ -41,17 +68,22 @@ class Preprocessing:
     crop: int  # side of the square centre crop
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    bgr: bool = False  # reverse the channels after normalising (keras.applications' caffe mode)
 
     def __post_init__(self):
         if not 1 <= self.crop <= self.resize:
             raise ValueError(f"crop: got {self.crop}, expected 1 <= crop <= resize ({self.resize})")
 
     def with_statistics(self, name: str) -> "Preprocessing":
-        """The same geometry with the named statistics ("imagenet" or "cifar10")."""
-        if name not in STATISTICS:
-            raise ValueError(f"statistics: got {name!r}, expected one of {sorted(STATISTICS)}")
-        mean, std = STATISTICS[name]
-        return dataclasses.replace(self, mean=mean, std=std)
+        """The same geometry with the named normalisation (NORMALIZATIONS: "imagenet", "caffe", ...)."""
+        if name not in NORMALIZATIONS:
+            raise ValueError(f"statistics: got {name!r}, expected one of {sorted(NORMALIZATIONS)}")
+        n = NORMALIZATIONS[name]
+        return dataclasses.replace(self, mean=n.mean, std=n.std, bgr=n.bgr)
+
+    def record(self) -> dict:
+        """The numbers as plain JSON values, for the records of converted files."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     def resized_size(self, height: int, width: int) -> tuple[int, int]:
         if height <= width:
@@ -63,11 +95,15 @@ class Preprocessing:
 
 
 def for_spec(spec: rs.ResNetSpec) -> Preprocessing:
-    """The evaluation preprocessing of a variant: CIFAR networks see 32x32 with CIFAR-10
-    statistics, the others the ImageNet protocol at their native size (224 from 256, ...)."""
-    if spec.family == "cifar":
-        return Preprocessing(spec.input_size, spec.input_size, CIFAR10_MEAN, CIFAR10_STD)
-    return Preprocessing(int(spec.input_size / CROP_FRACTION), spec.input_size, IMAGENET_MEAN, IMAGENET_STD)
+    """The evaluation preprocessing of a variant (spec.preprocessing) at its native size: the
+    ImageNet protocol (224 cropped from 256, ...) or, for CIFAR-10 networks, the whole image."""
+    n = NORMALIZATIONS[spec.preprocessing]
+    return Preprocessing(int(spec.input_size / n.crop_fraction), spec.input_size, n.mean, n.std, n.bgr)
+
+
+def dataset_of(spec: rs.ResNetSpec) -> str:
+    """The data set whose classes the variant's own classifier predicts ("imagenet1k", "cifar10")."""
+    return NORMALIZATIONS[spec.preprocessing].dataset
 
 
 def resize_matrix(in_size: int, out_size: int) -> np.ndarray:
@@ -121,7 +157,8 @@ def to_torch(images, pre: Preprocessing):
         x = torch.from_numpy(_as_float(image))
         rows, cols = (torch.from_numpy(m) for m in _plan(pre, *x.shape[:2]))
         x = torch.einsum("ih,hwc,jw->cij", rows, x, cols)  # resize and crop, to CHW
-        out.append((x - mean) / std)
+        x = (x - mean) / std
+        out.append(x.flip(0) if pre.bgr else x)
     return torch.stack(out)
 
 
@@ -136,5 +173,6 @@ def to_keras(images, pre: Preprocessing):
         x = _as_float(image)
         rows, cols = _plan(pre, *x.shape[:2])
         x = ops.einsum("ih,hwc,jw->ijc", rows, x, cols)  # resize and crop, HWC
-        out.append((x - mean) / std)
+        x = (x - mean) / std
+        out.append(ops.flip(x, axis=-1) if pre.bgr else x)
     return ops.stack(out)

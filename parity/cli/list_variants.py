@@ -1,4 +1,4 @@
-"""`resnet-parity list`: every variant with its family, parameters and multiply-accumulates."""
+"""`resnet-parity list`: every variant with its family, preprocessing, parameters and multiply-accumulates."""
 
 from __future__ import annotations
 
@@ -6,15 +6,18 @@ import resnet_spec as rs
 
 
 def zoo_table(names: list[str]) -> str:
-    """One line per variant: family, block, native size, parameters and multiply-accumulates."""
-    header = f"{'name':<18} {'family':<12} {'block':<18} {'input':>5} {'params':>13} {'GMACs':>8}"
+    """One line per variant: family, block, native size, evaluation preprocessing, parameters
+    (trainable), all weights (BatchNorm statistics too, as Keras' count_params counts) and
+    multiply-accumulates."""
+    header = (f"{'name':<18} {'family':<18} {'block':<18} {'input':>5} {'preprocess':<10} {'params':>13} "
+              f"{'weights':>13} {'GMACs':>8}")
     lines = [header, "-" * len(header)]
     for name in names:
         spec = rs.get(name)
         counts = rs.count_parameters(spec)
         lines.append(
-            f"{name:<18} {spec.family:<12} {spec.block:<18} {spec.input_size:>5} "
-            f"{counts.params:>13,} {rs.count_macs(spec) / 1e9:>8.3f}"
+            f"{name:<18} {spec.family:<18} {spec.block:<18} {spec.input_size:>5} {spec.preprocessing:<10} "
+            f"{counts.params:>13,} {counts.params + counts.buffers:>13,} {rs.count_macs(spec) / 1e9:>8.3f}"
         )
     return "\n".join(lines)
 

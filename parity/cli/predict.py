@@ -59,8 +59,9 @@ def add_parser(sub):
         help="classify images in PyTorch, Keras or both, with top-k probabilities",
         description="Classify images with a network in PyTorch, Keras, or both side by side. "
         "Preprocessing (one definition for both frameworks): resize the shorter side, centre crop, "
-        "normalise; CIFAR networks at 32x32 with CIFAR-10 statistics, the others 224 from 256 "
-        "(or their native size) with ImageNet statistics.",
+        "normalise as the variant expects (torchvision's ImageNet statistics, keras.applications' caffe or tf "
+        "mode, CIFAR-10 statistics, or 0.5 / 0.5); CIFAR-10 networks see the whole image at their size, the "
+        "others 224 cropped from 256 (or their native size).",
     )
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files (anything Pillow reads)")
     p.add_argument("--weights", type=Path, metavar="FILE",
@@ -72,8 +73,8 @@ def add_parser(sub):
     add_reading_arguments(p)
     p.add_argument("--framework", choices=(*FRAMEWORKS, "both"), default="torch")
     p.add_argument("--topk", type=int, default=5, metavar="K", help="classes to list per image (default 5)")
-    p.add_argument("--stats", choices=sorted(preprocess.STATISTICS),
-                   help="normalisation statistics the weights were trained with (default: the "
-                   "network's family; the pytorch_resnet_cifar10 checkpoints used imagenet)")
+    p.add_argument("--stats", choices=sorted(preprocess.NORMALIZATIONS),
+                   help="the normalisation the weights were trained with (default: the variant's own, "
+                   "see `resnet-parity list`; the pytorch_resnet_cifar10 checkpoints used imagenet)")
     p.set_defaults(func=run)
     return p

@@ -84,7 +84,10 @@ def assert_parity(torch_model, keras_model, inputs, mode: str = "eval", seed: in
 
 def odd_size(spec) -> tuple[int, int]:
     """An odd, non-square input size near the variant's scale: where padding and pooling
-    mistakes show (even sizes hide Keras' asymmetric "same" padding, squares a swapped axis)."""
+    mistakes show (even sizes hide Keras' asymmetric "same" padding, squares a swapped axis).
+    A classifier that reads a fixed-size map (spec.fixed_input) takes its native size only."""
+    if spec.fixed_input:
+        return (spec.input_size, spec.input_size)
     return (33, 31) if spec.input_size <= 64 else (75, 67)
 
 

@@ -34,7 +34,8 @@ class HeadError(ArchitectureError):
     """The tensors under fc are no classifier head the spec can describe."""
 
 
-def read_head(shapes: Mapping[str, tuple[int, ...]], source: str = "checkpoint") -> tuple[tuple, int] | None:
+def read_head(shapes: Mapping[str, tuple[int, ...]], source: str = "checkpoint",
+              root: str = rs.CLASSIFIER) -> tuple[tuple, int] | None:
     """(the spec's `head`, num_classes) read from the tensors under fc, or None without any
     (a backbone).
 
@@ -43,8 +44,8 @@ def read_head(shapes: Mapping[str, tuple[int, ...]], source: str = "checkpoint")
     positions between them hold layers without weights, read as fine-tuning code writes them:
     before the first Linear, Dropout (or two: ReLU then Dropout, which is the same at inference
     on the pooled features, all >= 0 after the network's last ReLU); between two Linears, a ReLU
-    (or two: ReLU then Dropout). Anything else raises HeadError."""
-    root = rs.CLASSIFIER
+    (or two: ReLU then Dropout). Anything else raises HeadError. `root` is the classifier's
+    name (the notebook's: "classifier")."""
     if f"{root}.weight" in shapes:
         return (), int(shapes[f"{root}.weight"][0])
     children: dict[str, dict[str, tuple]] = {}
@@ -83,13 +84,19 @@ def read_head(shapes: Mapping[str, tuple[int, ...]], source: str = "checkpoint")
 def describe_head(spec: rs.ResNetSpec) -> str:
     """One line on the head read from a file, with what was assumed (a note of convert)."""
     parts = []
+    root = classifier_root(spec)
     for step in rs.plan(spec).head:
-        if step.name.startswith(rs.CLASSIFIER + "."):
+        if step.name.startswith(root + "."):
             parts.append(f"Linear({step.in_features}, {step.out_features})" if isinstance(step, rs.Linear)
                          else type(step).__name__)
-    return (f"classifier head {rs.CLASSIFIER} read as nn.Sequential({', '.join(parts)}) (a state_dict keeps no "
+    return (f"classifier head {root} read as nn.Sequential({', '.join(parts)}) (a state_dict keeps no "
             f"layer without weights: ReLU assumed between Linears, and Dropout's rate, which matters only in "
             f"training, as p={ASSUMED_DROPOUT})")
+
+
+def classifier_root(spec: rs.ResNetSpec) -> str:
+    """The classifier's module name in the variant's naming ("fc"; the notebook's "classifier")."""
+    return rs.plan(rs.get(spec.name)).classifier.name
 
 
 def expected_shapes(spec: rs.ResNetSpec) -> dict[str, tuple[int, ...]]:
@@ -130,10 +137,10 @@ class Difference:
         return "; ".join(parts) or "no difference"
 
 
-def _options(shapes: Mapping[str, tuple[int, ...]], num_classes: int | None, source: str) -> dict:
-    """The head and num_classes from the classifier's tensors (num_classes from the user if
-    given); a file without one is a backbone."""
-    read = read_head(shapes, source)
+def _options(shapes: Mapping[str, tuple[int, ...]], num_classes: int | None, source: str, root: str) -> dict:
+    """The head and num_classes from the tensors under the classifier's name `root` (num_classes
+    from the user if given); a file without them is a backbone."""
+    read = read_head(shapes, source, root)
     if read is None:
         return {"num_classes": num_classes} if num_classes is not None else {"include_top": False}
     head, classes = read
@@ -149,8 +156,16 @@ def identify(
     """The spec whose state_dict has exactly these keys and shapes (see the module docstring).
     With `arch`, only that architecture is tried, and a mismatch lists its differences."""
     shapes = {k: tuple(v) for k, v in shapes.items()}
-    options = _options(shapes, num_classes, source)
+    by_root: dict[str, dict] = {}
+
+    def options_for(name: str) -> dict:  # the head is read under each naming's classifier name
+        root = classifier_root(rs.get(name))
+        if root not in by_root:
+            by_root[root] = _options(shapes, num_classes, source, root)
+        return by_root[root]
+
     if arch is not None:
+        options = options_for(arch)
         spec = rs.get(arch, **options)
         diff = Difference(spec, shapes)
         if diff.size:
@@ -158,7 +173,9 @@ def identify(
                                     f"{diff.describe(limit=6)}{hints(shapes, diff)}")
         return spec
 
-    diffs = sorted((Difference(rs.get(name, **options), shapes) for name in rs.names()), key=lambda d: d.size)
+    diffs = sorted((Difference(rs.get(name, **options_for(name)), shapes) for name in rs.names()),
+                   key=lambda d: d.size)
+    options = options_for(diffs[0].spec.name)
     exact = [d.spec for d in diffs if d.size == 0]
     if len(exact) == 1:
         return exact[0]

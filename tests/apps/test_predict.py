@@ -66,6 +66,32 @@ def test_cifar_and_imagenet_statistics():
         cifar.with_statistics("mnist")
 
 
+@pytest.mark.parametrize("name, reference", [("keras_resnet50", "resnet50"), ("keras_resnet50v2", "resnet_v2")])
+def test_keras_applications_variants_normalise_as_keras_applications(name, reference):
+    """Our definition, in both frameworks, against keras.applications' own preprocess_input
+    (caffe: BGR, ImageNet mean subtracted on the 0-255 scale; tf: [-1, 1]). The resize is the
+    identity here (resize = crop = the image's size), so only the normalisation is compared."""
+    import dataclasses
+
+    import keras
+
+    image = np.random.default_rng(1).integers(0, 256, (9, 9, 3), dtype=np.uint8)
+    pre = dataclasses.replace(preprocess.for_spec(rs.get(name)), resize=9, crop=9)
+    expected = getattr(keras.applications, reference).preprocess_input(image[None].astype("float32"))
+    ours_keras = keras.ops.convert_to_numpy(preprocess.to_keras([image], pre))
+    ours_torch = preprocess.to_torch([image], pre).numpy().transpose(0, 2, 3, 1)
+    scale = np.abs(expected).max()
+    assert np.abs(ours_keras - expected).max() <= 1e-5 * scale
+    assert np.abs(ours_torch - expected).max() <= 1e-5 * scale
+
+
+def test_the_notebook_and_cifar_networks_read_cifar10_class_names():
+    for name in ("cifar10_notebook", "resnet20"):
+        assert preprocess.dataset_of(rs.get(name)) == "cifar10"
+    notebook = preprocess.for_spec(rs.get("cifar10_notebook"))
+    assert (notebook.resize, notebook.crop, notebook.mean, notebook.std) == (96, 96, (0.5,) * 3, (0.5,) * 3)
+
+
 def test_softmax_runs_over_the_class_axis_in_both_frameworks():
     logits = np.random.default_rng(0).standard_normal((3, 10)).astype(np.float32) * 4
     e = np.exp(logits - logits.max(axis=1, keepdims=True))
@@ -84,7 +110,8 @@ def test_class_names_are_the_published_lists():
         "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"
     )
     assert labels.names_for(1000) is labels.class_names("imagenet1k")
-    assert labels.names_for(10, "cifar") is labels.class_names("cifar10")
+    assert labels.names_for(10, "cifar10") is labels.class_names("cifar10")
+    assert labels.names_for(10, "imagenet1k") == tuple(f"class {i}" for i in range(10))
     assert labels.names_for(3, "resnet") == ("class 0", "class 1", "class 2")
 
 

@@ -15,7 +15,7 @@ import resnet_tf  # noqa: E402
 import resnet_torch  # noqa: E402
 from parity.testing import randomize_torch  # noqa: E402
 from parity.core.metrics import relative_error  # noqa: E402
-from conftest import ported  # noqa: E402
+from conftest import ported, size_for  # noqa: E402
 
 # One variant per family, the smallest of each.
 REPRESENTATIVES = {family: rs.names(family)[0] for family in rs.FAMILIES}
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("free_keras")  # conftest
 @pytest.mark.parametrize("name", sorted(REPRESENTATIVES.values()))
 def test_stage_feature_maps_agree(name):
     spec = rs.get(name)
-    size = (33, 31) if spec.family == "cifar" else (61, 86)
+    size = size_for(spec, (33, 31), (61, 86))
     torch_model, keras_model = ported(name, seed=3, features_only=True)
     x = np.random.default_rng(3).standard_normal((2, 3, *size)).astype(np.float32)
     with torch.no_grad():

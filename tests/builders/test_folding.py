@@ -12,7 +12,7 @@ import resnet_tf  # noqa: E402
 import resnet_torch  # noqa: E402
 from parity.testing import randomize_torch  # noqa: E402
 from parity.core.metrics import relative_error  # noqa: E402
-from conftest import ported  # noqa: E402
+from conftest import ported, size_for  # noqa: E402
 
 FAMILY_VARIANTS = [rs.names(family)[0] for family in rs.FAMILIES]
 
@@ -24,7 +24,7 @@ def within_contract(ours, reference):
 @pytest.mark.parametrize("name", FAMILY_VARIANTS)
 def test_folded_models_compute_what_the_unfolded_ones_do(name):
     spec = rs.get(name)
-    size = (33, 31) if spec.family == "cifar" else (67, 61)
+    size = size_for(spec, (33, 31), (67, 61))
     model, keras_model = ported(name, seed=3)
     folded = resnet_torch.fold_batchnorm(model)
     x = np.random.default_rng(0).standard_normal((2, 3, *size)).astype(np.float32)

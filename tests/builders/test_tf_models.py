@@ -19,16 +19,17 @@ import resnet_torch  # noqa: E402
 from parity.core.porting import torch_to_keras  # noqa: E402
 from parity.testing import randomize_torch  # noqa: E402
 
-from conftest import CIFAR_SIZES, IMAGENET_SIZES, assert_imports_none_of, keras_model_of, ported  # noqa: E402
+from conftest import assert_imports_none_of, keras_model_of, ported  # noqa: E402
+from conftest import sizes_for as conftest_sizes_for  # noqa: E402
 from parity.core.metrics import relative_error  # noqa: E402
 
 # The smallest registered variant of every family.
 FAMILY_VARIANTS = [rs.names(family)[0] for family in rs.FAMILIES]
-assert len(FAMILY_VARIANTS) == 7, FAMILY_VARIANTS
+assert len(FAMILY_VARIANTS) == 9, FAMILY_VARIANTS
 
 
 def sizes_for(name):
-    return CIFAR_SIZES if rs.get(name).family == "cifar" else IMAGENET_SIZES
+    return conftest_sizes_for(rs.get(name))
 
 
 def keras_forward(model, x_nchw):

@@ -11,7 +11,7 @@ import torchvision
 
 import resnet_spec as rs
 import resnet_torch
-from conftest import CIFAR_SIZES, IMAGENET_SIZES, assert_imports_none_of
+from conftest import IMAGENET_SIZES, assert_imports_none_of, size_for, sizes_for
 from parity.testing import randomize_torch
 from parity.core.metrics import relative_error
 
@@ -213,7 +213,7 @@ def test_real_resnet20_checkpoint_loads_and_matches_a_functional_forward():
 @pytest.mark.parametrize("name", list(rs.names()))
 def test_every_variant_runs_forward_and_backward_at_odd_sizes(name):
     spec = rs.get(name)
-    h, w = (33, 27) if spec.family == "cifar" else (35, 49)
+    h, w = size_for(spec, (33, 27), (35, 49))
     model = resnet_torch.create_model(name, num_classes=5)
     x = torch.randn(2, 3, h, w, requires_grad=True)
     y = model(x)
@@ -231,7 +231,7 @@ def _ceil_div(n, d):
                                   "preact_resnet50", "resnet20"])
 def test_features_mode_and_output_stride(name):
     spec = rs.get(name)
-    sizes = CIFAR_SIZES if spec.family == "cifar" else IMAGENET_SIZES
+    sizes = sizes_for(spec)
     native = (1, 2, 4) if spec.family == "cifar" else (4, 8, 16, 32)
     for output_stride in sorted({native[-1], native[-1] // 2, native[-1] // 4}):
         model = resnet_torch.create_model(name, features_only=True, output_stride=output_stride).eval()

@@ -23,8 +23,12 @@ def test_list_prints_every_variant_with_its_published_count():
     assert out.returncode == 0, out.stderr
     rows = {line.split()[0]: line.split() for line in out.stdout.splitlines()[2:]}
     assert list(rows) == rs.names()
-    assert rows["resnet50"][4] == "25,557,032"
+    assert rows["resnet50"][5] == "25,557,032"
     assert rows["resnest50"][1] == "resnest"
+    # keras.applications' own count_params() of ResNet50 and ResNet152V2 (BatchNorm statistics included)
+    assert rows["keras_resnet50"][6] == "25,636,712" and rows["keras_resnet50"][4] == "caffe"
+    assert rows["keras_resnet152v2"][6] == "60,380,648" and rows["keras_resnet152v2"][4] == "tf"
+    assert rows["cifar10_notebook"][1:5] == ["notebook", "basic", "96", "half"]
 
 
 def test_list_by_family_and_bad_family():

@@ -9,7 +9,7 @@ import torch
 
 import parity  # noqa: E402
 import resnet_spec as rs  # noqa: E402
-from conftest import CIFAR_SIZES, IMAGENET_SIZES, ported  # noqa: E402
+from conftest import ported, size_for, sizes_for  # noqa: E402
 from parity.testing import assert_parity  # noqa: E402
 
 # One representative per family for the train-mode step (batch statistics, gradients, SGD).
@@ -28,7 +28,7 @@ def images(size, batch=2, seed=0):
 @pytest.mark.parametrize("name", rs.names())
 def test_eval_parity_and_bit_identical_round_trip(name):
     spec = rs.get(name)
-    sizes = CIFAR_SIZES if spec.family == "cifar" else IMAGENET_SIZES
+    sizes = sizes_for(spec)
     torch_model, keras_model = ported(name, seed=len(name))
     for i, size in enumerate(sizes):
         report = parity.compare(torch_model, keras_model, images(size, seed=i))
@@ -49,7 +49,7 @@ def test_eval_parity_and_bit_identical_round_trip(name):
 @pytest.mark.parametrize("name", TRAIN_REPRESENTATIVES)
 def test_train_mode_step_parity(name):
     spec = rs.get(name)
-    size = (33, 31) if spec.family == "cifar" else (67, 61)
+    size = size_for(spec, (33, 31), (67, 61))
     torch_model, keras_model = ported(name, seed=4)
     before = {k: v.clone() for k, v in torch_model.state_dict().items()}
     report = parity.compare(torch_model, keras_model, images(size, batch=3), mode="train")
