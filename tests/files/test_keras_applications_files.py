@@ -299,3 +299,25 @@ def test_cli_converts_a_keras_applications_file_both_ways(saved, tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert_same_arrays(keras_layout_arrays(back), all_arrays(model))
+
+
+def test_keras_file_without_layer_names_is_read_by_its_config(saved, tmp_path):
+    """Keras before 3.10 gave a layer's weights group no name: the config's layer order numbers
+    the groups as Keras does (conv2d, conv2d_1, ...)."""
+    model, files = saved["v2"]
+    weights = tmp_path / "model.weights.h5"
+    with zipfile.ZipFile(files[".keras"]) as archive:
+        weights.write_bytes(archive.read("model.weights.h5"))
+        members = {name: archive.read(name) for name in archive.namelist() if name != "model.weights.h5"}
+    with h5py.File(weights, "r+") as f:
+        for group in f["layers"].values():
+            if "vars" in group:
+                del group["vars"].attrs["name"]
+    unnamed = tmp_path / "unnamed.keras"
+    with zipfile.ZipFile(unnamed, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+        archive.write(weights, "model.weights.h5")
+    assert_same_arrays(keras_layout_arrays(unnamed), all_arrays(model))
+    with pytest.raises(errors.CheckpointError, match="carries no layer name"):
+        keras_applications.read_layers(weights)  # a .weights.h5 file has no config to number them by
