@@ -28,7 +28,8 @@ def convert_one(src: Path, dst: Path, args) -> int:
 
     try:
         result = convert_file(src, dst, arch=args.arch, num_classes=args.num_classes, force=args.force,
-                              verify=not args.no_verify, key=args.key, prefix=args.prefix)
+                              verify=not args.no_verify, key=args.key, prefix=args.prefix,
+                              layout=args.layout.replace("-", "_"))
     except VerificationError as err:
         print(err.report.table(), end="\n\n")
         print(f"resnet-parity convert: {err}", file=sys.stderr)
@@ -82,7 +83,8 @@ def add_parser(sub):
         "official ResNeSt, timm and pytorch_resnet_cifar10 naming; the state_dict nested under any "
         "key, as PyTorch's tutorial checkpoint and Lightning keep it; keys under a prefix such as "
         "'module.' or 'model.'; fine-tuned heads: fc as nn.Linear or an nn.Sequential of Linear, "
-        "ReLU and Dropout) to Keras (.keras, .weights.h5), or back. The architecture is read from the "
+        "ReLU and Dropout) to Keras (.keras, .weights.h5), or back; and keras.applications' ResNet "
+        "files (.keras, .weights.h5, legacy .h5) to PyTorch or to our .keras. The architecture is read from the "
         "tensors unless --arch is given. The written file is read back and compared with the "
         "source on random inputs; the table is printed and the exit status is 1 if it breaks the "
         "parity contract (then nothing is written). Files are read without unpickling code.",
@@ -94,6 +96,10 @@ def add_parser(sub):
     add_reading_arguments(p)
     p.add_argument("--format", choices=list(FORMATS), help="output format when DST is a directory "
                    "(default: keras for PyTorch sources, pth for Keras sources)")
+    p.add_argument("--layout", choices=("resnet-tf", "keras-applications"), default="resnet-tf",
+                   help="of a written .weights.h5 file: resnet_tf's model (default), or keras.applications' "
+                   "own (keras_resnet* networks; load it with model.load_weights into e.g. "
+                   "keras.applications.ResNet50(weights=None))")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--no-verify", action="store_true", help="skip the comparison of the written file with the source")
     p.set_defaults(func=run)

@@ -106,11 +106,13 @@ def expected_shapes(spec: rs.ResNetSpec) -> dict[str, tuple[int, ...]]:
 
 
 class Difference:
-    """How a file's (key -> shape) differs from one spec's."""
+    """How a file's (key -> shape) differs from one spec's: its state_dict's, or `want` (key ->
+    shape) where the file has other keys (keras_applications: layer names)."""
 
-    def __init__(self, spec: rs.ResNetSpec, shapes: Mapping[str, tuple[int, ...]]):
+    def __init__(self, spec: rs.ResNetSpec, shapes: Mapping[str, tuple], want: Mapping[str, tuple] | None = None):
         self.spec = spec
-        want, counters = expected_shapes(spec), set(rs.plan(spec).counter_keys())
+        counters = set(rs.plan(spec).counter_keys()) if want is None else set()
+        want = expected_shapes(spec) if want is None else want
         self.missing = [k for k in want if k not in shapes]
         self.unexpected = [k for k in shapes if k not in want and k not in counters]
         self.shapes = [(k, tuple(shapes[k]), want[k]) for k in want if k in shapes and tuple(shapes[k]) != want[k]]

@@ -58,18 +58,25 @@ def model_config(spec: rs.ResNetSpec) -> dict:
     return {**MODEL_CLASS, "config": config, "build_config": {"input_shape": None}, "compile_config": {}}
 
 
-def write_weights(state_dict, spec: rs.ResNetSpec, path, record: dict | None = None) -> None:
+def resnet_tf_groups(spec: rs.ResNetSpec) -> list[tuple[str, str, rs.Weighted]]:
+    """(HDF5 group, Keras layer name, plan layer) of every weighted layer of resnet_tf.ResNet(spec)."""
+    backend = keras_backend()  # Keras records each layer's name, which depends on the backend
+    return [(group, rs.keras_name(layer.name, backend), layer) for group, layer in weight_groups(spec)]
+
+
+def write_weights(state_dict, spec: rs.ResNetSpec, path, record: dict | None = None, groups=None) -> None:
     """The HDF5 weights file of resnet_tf.ResNet(spec) holding `state_dict` (our key names;
-    checked strictly as in porting), with `record` as a JSON root attribute."""
+    checked strictly as in porting), with `record` as a JSON root attribute. `groups` (HDF5
+    group, Keras layer name, plan layer) place the layers in another model's layout
+    (keras_applications); by default resnet_tf's (resnet_tf_groups)."""
     import h5py
 
     check_state_dict(state_dict, spec)
-    backend = keras_backend()  # Keras records each layer's name, which depends on the backend
     with h5py.File(path, "w") as f:
         f.create_group("vars").attrs["name"] = spec.name  # the model's own (empty) variable group
-        for group_name, layer in weight_groups(spec):
+        for group_name, keras_name, layer in groups if groups is not None else resnet_tf_groups(spec):
             group = f.create_group(group_name)
-            group.attrs["name"] = rs.keras_name(layer.name, backend)
+            group.attrs["name"] = keras_name
             for i, t in enumerate(tensors(layer)):
                 value = t.to_keras(to_numpy(state_dict[f"{layer.name}.{t.torch_suffix}"]))
                 group[str(i)] = value.astype(np.float32, copy=False)  # resnet_tf's variables are float32

@@ -1,8 +1,9 @@
 """Any source a user names, read into the models it holds: the one loader behind convert,
 predict and the exports.
 
-A source is a PyTorch-side file (see checkpoints), a Keras-side file (see keras_io), or the
-name of a registered variant (its weights seeded random, or PyTorch's initialisation). Files
+A source is a PyTorch-side file (see checkpoints), a Keras-side file of a resnet_tf model (see
+keras_io) or of keras.applications (see keras_applications; read as tensors, like a PyTorch
+file), or the name of a registered variant (its weights seeded random, or PyTorch's initialisation). Files
 are read safely and their architecture is inferred (see identify) unless `arch` is given.
 
 Importing this module loads torch (for the state_dicts), never TensorFlow: Keras loads only
@@ -22,13 +23,13 @@ import resnet_spec as rs
 
 from ..core import porting, testing
 from ..core.frameworks import FRAMEWORKS
-from . import checkpoints, keras_io
+from . import checkpoints, keras_applications, keras_io
 from .atomic import full_suffix
 from .errors import CheckpointError
 from .identify import ArchitectureError, describe_head, identify
 
 TORCH_SIDE = checkpoints.TORCH_SUFFIXES + (checkpoints.SAFETENSORS_SUFFIX,)
-KERAS_SIDE = keras_io.KERAS_SUFFIXES
+KERAS_SIDE = keras_io.KERAS_SUFFIXES + (keras_applications.LEGACY_SUFFIX,)
 WEIGHTS = ("random", "initial")  # of a variant named as the source
 
 
@@ -64,6 +65,19 @@ def read_torch_checkpoint(path, arch=None, num_classes=None, key=None, prefix=No
     return state_dict, spec, notes
 
 
+def tensor_source(path: str | os.PathLike) -> bool:
+    """Whether a file is read as tensors under our names (read_checkpoint): a PyTorch-side file
+    or a keras.applications one; otherwise it holds a resnet_tf model (keras_io)."""
+    return side(path) == "torch" or keras_applications.holds(path)
+
+
+def read_checkpoint(path, arch=None, num_classes=None, key=None, prefix=None):
+    """(state_dict under our names, spec, notes) from a file that tensor_source accepts."""
+    if side(path) == "keras":
+        return keras_applications.read(path, arch, num_classes)
+    return read_torch_checkpoint(path, arch, num_classes, key, prefix)
+
+
 def keras_state_dict(keras_model, record: dict) -> "OrderedDict[str, torch.Tensor]":
     """The PyTorch state_dict of a Keras model read from a file, with the BatchNorm counters its
     record kept (else porting.NUM_BATCHES_TRACKED)."""
@@ -86,11 +100,11 @@ def load_checkpoint(path, arch: str | None = None, num_classes: int | None = Non
     "ema/model") where several could be the weights; `prefix` ("backbone.") takes the tensors
     under it, "" keeps every key as it is (default: strip a prefix all keys share).
     Keras files give the state_dict of their weights (num_batches_tracked as recorded by
-    parity, else 0)."""
-    if side(path) == "keras":
+    parity, else 0); keras.applications files are identified from their layer names and shapes."""
+    if not tensor_source(path):
         model, record = keras_io.load(path, arch, num_classes)
         return keras_state_dict(model, record), model.spec.name
-    state_dict, spec, _ = read_torch_checkpoint(path, arch, num_classes, key, prefix)
+    state_dict, spec, _ = read_checkpoint(path, arch, num_classes, key, prefix)
     return state_dict, spec.name
 
 
@@ -130,11 +144,11 @@ def load_models(source, frameworks=FRAMEWORKS, arch: str | None = None, num_clas
             rs.get(str(source))
         except rs.UnknownArchitecture as err:
             raise CheckpointError(f"{source} is neither a file nor a known architecture ({err})") from None
-    elif side(path) == "keras":
+    elif not tensor_source(path):
         models["keras"], record = keras_io.load(path, arch, num_classes)
         models["torch"] = torch_model(models["keras"].spec, keras_state_dict(models["keras"], record))
     else:
-        state_dict, spec, _ = read_torch_checkpoint(path, arch, num_classes, key, prefix)
+        state_dict, spec, _ = read_checkpoint(path, arch, num_classes, key, prefix)
         models["torch"] = torch_model(spec, state_dict)
     if "keras" in frameworks and "keras" not in models:
         models["keras"] = porting.torch_to_keras(models["torch"])
