@@ -64,7 +64,8 @@ def write_torch_file(state_dict, path: Path, spec: rs.ResNetSpec) -> None:
         from safetensors.torch import save_file
 
         save_file({k: v.contiguous() for k, v in state_dict.items()}, path,
-                  metadata={"arch": spec.name, "spec": json.dumps(spec.to_config())})
+                  metadata={"arch": spec.name, "spec": json.dumps(spec.to_config()),
+                            "preprocessing": json.dumps(keras_io.preprocessing_record(spec))})
     else:
         torch.save(state_dict, path)
 

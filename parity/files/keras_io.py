@@ -30,9 +30,17 @@ METADATA_ATTR = "resnet_parity"  # root attribute of a .weights.h5 file
 
 
 def metadata(spec: rs.ResNetSpec, counters: dict[str, int], source: str, notes=()) -> dict:
-    """The record: the spec, the source's BatchNorm counters, the source file's name and what
-    reading it involved (nesting, prefix, head; convert's notes)."""
-    return {"spec": spec.to_config(), rs.BN_COUNTER: counters, "source": source, "notes": list(notes)}
+    """The record: the spec, the source's BatchNorm counters, the source file's name, what
+    reading it involved (nesting, prefix, head; convert's notes) and the preprocessing the
+    weights expect (its name is in the spec; the numbers here, for readers without our code)."""
+    return {"spec": spec.to_config(), rs.BN_COUNTER: counters, "source": source, "notes": list(notes),
+            "preprocessing": preprocessing_record(spec)}
+
+
+def preprocessing_record(spec: rs.ResNetSpec) -> dict:
+    """The variant's evaluation preprocessing by name and numbers (mean and std on [0, 1] RGB
+    pixels, BGR or not, the centre crop's share of the resized image, the classes' data set)."""
+    return {"name": spec.preprocessing, **rs.NORMALIZATIONS[spec.preprocessing].record()}
 
 
 def read_record(path: Path) -> dict:

@@ -15,6 +15,7 @@ from torch import nn
 
 import parity
 import resnet_torch
+from parity.files import keras_io
 from parity.testing import randomize_state_dict
 
 pytestmark = pytest.mark.usefixtures("free_keras")  # conftest
@@ -107,6 +108,9 @@ def test_its_checkpoint_converts_to_a_keras_file_that_runs_without_torch(noteboo
     result = parity.convert_file(src, dst)
     assert result.spec.name == "cifar10_notebook" and result.inferred
     assert result.report.ok, result.report.table()
+    # The file records what the weights expect: the notebook's transforms.Normalize(0.5, 0.5).
+    record = keras_io.read_record(dst)["preprocessing"]
+    assert (record["name"], record["mean"], record["std"], record["bgr"]) == ("half", [0.5] * 3, [0.5] * 3, False)
     x = np.random.default_rng(2).standard_normal((2, 3, 96, 96)).astype(np.float32)
     with torch.no_grad():
         expected = notebook(torch.from_numpy(x)).numpy()
