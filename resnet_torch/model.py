@@ -30,6 +30,13 @@ class ResNet(nn.Module):
             attach(self, b.name, Block(b))
         self.final = add_steps(self, p.final, "")
         self.head = add_steps(self, p.head, "")
+        # Each stage runs as its container (layer1, ...), so hooks on it fire as on torchvision's,
+        # unless the container holds more than the stage (the notebook's block2 also holds the
+        # stem's pool, block5 the head's): then block by block.
+        self.stage_runs = tuple(
+            (name,) if len(self.get_submodule(name)) == len(stage) else tuple(b.name for b in stage)
+            for name, stage in zip(p.stage_names, p.stages)
+        )
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -58,9 +65,8 @@ class ResNet(nn.Module):
         _check_input(x, self.spec)
         x = self.forward_stem(x)
         features = []
-        for stage in self.plan.stages:
-            for block in stage:
-                x = self.get_submodule(block.name)(x)
+        for names in self.stage_runs:
+            x = run(self, names, x)
             features.append(x)
         features[-1] = run(self, self.final, features[-1])
         return features

@@ -22,7 +22,7 @@ import resnet_tf  # noqa: E402
 import resnet_torch  # noqa: E402
 from parity.core.metrics import relative_error  # noqa: E402
 from parity.core.testing import randomize_torch  # noqa: E402
-from conftest import ported  # noqa: E402
+from conftest import ported, size_for  # noqa: E402
 
 BACKEND = keras.backend.backend()
 FAMILY_VARIANTS = [rs.names(family)[0] for family in rs.FAMILIES]
@@ -50,7 +50,7 @@ def test_the_backend_is_the_one_asked_for():
 def test_eval_parity_and_bit_identical_round_trip(name):
     torch_model, keras_model = ported(name, seed=1)
     spec = torch_model.spec
-    for size in ((64, 64), (61, 86)) if spec.input_size > 64 else ((32, 32), (31, 40)):
+    for size in size_for(spec, [(32, 32), (31, 40)], [(64, 64), (61, 86)]):
         report = parity.compare(torch_model, keras_model, images(spec, size))
         assert report.ok, report.table()
         assert report.environment["backend"] == BACKEND
