@@ -19,11 +19,13 @@ from .report import EVAL_TOLERANCE, ParityReport, tap_result
 from .taps import keras_taps, nhwc, torch_taps
 
 
-def run_torch(torch_model, x: np.ndarray, precision: str = "float32") -> dict[str, np.ndarray]:
+def run_torch(torch_model, x: np.ndarray, precision: str = "float32", native: bool = False
+              ) -> dict[str, np.ndarray]:
     """Every tap's output of the torch model in eval mode at `precision` (autocast for the mixed
-    ones), in forward order (NHWC for maps; half-precision outputs widened to float32)."""
+    ones), in forward order (NHWC for maps; half-precision outputs widened to float32). With
+    `native`, on PyTorch's own CPU kernels instead of oneDNN's (precision.torch_native_kernels)."""
     torch_model.eval()
-    with torch.no_grad(), precisions.torch_autocast(precision):
+    with torch.no_grad(), precisions.torch_autocast(precision), precisions.torch_native_kernels(native):
         outputs = torch_taps(torch_model, torch.from_numpy(x))
     return {k: nhwc(v.float().numpy() if v.dtype in (torch.bfloat16, torch.float16) else v.numpy())
             for k, v in outputs.items()}
@@ -98,12 +100,16 @@ def eval_report(torch_model, keras_model, x: np.ndarray, precision: str, referen
     float64 = float64_reference(torch_model, x) if reference else {}
     t_model = copy.deepcopy(torch_model).double() if precision == "float64" else torch_model
     ref = run_torch(t_model, x.astype(dtype), precision)
+    # PyTorch's own deviation from float64 is one sample of its rounding; its native kernels
+    # sum in other orders, a second sample (see report.TapResult.torch_dev).
+    variant = run_torch(t_model, x.astype(dtype), precision, native=True) if reference else {}
     with precisions.keras_context(precision):
         ours = run_keras(precisions.keras_at(keras_model, precision), x.astype(dtype))
     report = ParityReport(spec.name, "eval", tuple(x.shape), precision=precision,
                           reference="float64" if reference else None)
     for name, kind in torch_model.plan.taps().items():
-        report.rows.append(tap_result(name, kind, ref[name], ours[name], EVAL_TOLERANCE, float64.get(name)))
+        report.rows.append(tap_result(name, kind, ref[name], ours[name], EVAL_TOLERANCE, float64.get(name),
+                                      torch_variant=variant.get(name)))
     out = ref.get("output")
     if out is not None and out.ndim == 2 and out.shape[1] > 1 and spec.include_top:
         report.k = min(5, out.shape[1])

@@ -48,6 +48,20 @@ def torch_autocast(precision: str):
     return torch.autocast("cpu", dtype=getattr(torch, precision))
 
 
+@contextlib.contextmanager
+def torch_native_kernels(native: bool = True):
+    """With `native`, PyTorch's own CPU kernels instead of oneDNN's for the block: the same
+    arithmetic in other summation orders, a second sample of PyTorch's float32 rounding."""
+    import torch
+
+    previous = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = previous and not native
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = previous
+
+
 def probe(precision: str) -> None:
     """Raise PrecisionUnavailable, saying which framework fails and how, unless both PyTorch's
     CPU autocast and the running Keras backend compute a convolution at `precision`."""

@@ -27,6 +27,10 @@ class TapResult:
     mean_abs: float
     tolerance: float
     # With a float64 reference: PyTorch's and Keras' relative deviations from it (same measure).
+    # PyTorch's is the larger of its runs with oneDNN's kernels and with its own (other
+    # summation orders): in a badly conditioned network one run's deviation is a lucky draw
+    # (resnest269, layer3.42: 1.3e-4 with oneDNN, 3.7e-4 without), and Keras is held to the
+    # float32 noise, not to the luckiest draw.
     torch_dev: float | None = None
     keras_dev: float | None = None
     multiple: float = ENVELOPE_MULTIPLE
@@ -55,13 +59,15 @@ class TapResult:
 
 
 def tap_result(name: str, kind: str, reference, other, tolerance: float = EVAL_TOLERANCE,
-               float64=None, measure=difference) -> TapResult:
+               float64=None, measure=difference, torch_variant=None) -> TapResult:
     """The row for `other` (Keras) against `reference` (PyTorch), same layout, by `measure`
     (metrics.difference or one with the same signature); with `float64`, the PyTorch float64
-    value, each side's deviation from it by the same measure."""
+    value, each side's deviation from it by the same measure (PyTorch's the larger of
+    `reference`'s and `torch_variant`'s, its run on its native kernels)."""
     deviations = {}
     if float64 is not None:
-        deviations = {"torch_dev": measure(float64, reference).max_rel, "keras_dev": measure(float64, other).max_rel}
+        torch_dev = max(measure(float64, t).max_rel for t in (reference, torch_variant) if t is not None)
+        deviations = {"torch_dev": torch_dev, "keras_dev": measure(float64, other).max_rel}
     return TapResult.of(name, kind, getattr(reference, "shape", ()), measure(reference, other), tolerance,
                         **deviations)
 
@@ -82,12 +88,18 @@ class ParityReport:
 
     @property
     def ok(self) -> bool:
-        return all(r.ok for r in self.rows) and self.top1_agreement in (None, 1.0)
+        # With the reference, top-1 agreement is reported, not required: the output row's envelope
+        # already keeps Keras' argmax on float64's wherever float64's margin exceeds twice the
+        # bound, and nearer ties flip in PyTorch's own half-precision run too (resnet50, bfloat16:
+        # one image of two).
+        top1 = self.reference is not None or self.top1_agreement in (None, 1.0)
+        return all(r.ok for r in self.rows) and top1
 
     @property
     def first_divergence(self) -> str | None:
-        """The first tap, in forward order, that breaks its bound (None when all hold)."""
-        return next((r.name for r in self.rows if not r.ok), None)
+        """The first tap, in forward order, that breaks its bound (None when all hold; "top-1"
+        when only the predicted classes differ)."""
+        return next((r.name for r in self.rows if not r.ok), None if self.ok else "top-1")
 
     def worst(self, kind: str | None = None) -> TapResult | None:
         """The row of `kind` farthest from its bound (by keras_dev / bound with a reference)."""

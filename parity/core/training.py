@@ -19,7 +19,7 @@ import torch
 
 from . import porting, taps
 from .metrics import difference, gradient_difference
-from .precision import keras_context, keras_copy, model_dtype, torch_autocast
+from .precision import keras_context, keras_copy, model_dtype, torch_autocast, torch_native_kernels
 from .report import EVAL_TOLERANCE, GRAD_TOLERANCE, ParityReport, tap_result
 
 # Keras (and TensorFlow) load when a step runs, so that this module's constants stay light.
@@ -47,14 +47,16 @@ def train_step_report(torch_model, keras_model, x: np.ndarray, seed: int = 0,
                           reference="float64" if reference else None)
     float64 = torch_step(torch_model, x, seed, "float64") if reference else None
     theirs = torch_step(torch_model, x, seed, precision)
+    # A second sample of PyTorch's rounding (see report.TapResult.torch_dev).
+    variant = torch_step(torch_model, x, seed, precision, native=True) if reference else None
     with keras_context(precision):
         dtype = model_dtype(precision)
         ours = keras_step(keras_copy(keras_model, precision), x.astype(dtype), theirs.loss_weights.astype(dtype))
 
     def row(name, kind, part, tolerance=EVAL_TOLERANCE, measure=difference):
-        ref = getattr(float64, part)[name] if float64 else None
+        ref, alt = (getattr(float64, part)[name], getattr(variant, part)[name]) if float64 else (None, None)
         return tap_result(name, kind, getattr(theirs, part)[name], getattr(ours, part)[name], tolerance, ref,
-                          measure)
+                          measure, alt)
 
     report.rows += [row(name, kind, "taps") for name, kind in torch_model.plan.taps().items()]
     grads = (float64 or theirs).grads
@@ -87,15 +89,17 @@ def as_numpy(tensor: torch.Tensor) -> np.ndarray:
     return (tensor.float() if tensor.dtype in (torch.bfloat16, torch.float16) else tensor).numpy()
 
 
-def torch_step(torch_model, x: np.ndarray, seed: int, precision: str) -> Step:
-    """The step on a copy of the torch model: in float64 or float32, or float32 under autocast."""
+def torch_step(torch_model, x: np.ndarray, seed: int, precision: str, native: bool = False) -> Step:
+    """The step on a copy of the torch model: in float64 or float32, or float32 under autocast;
+    with `native`, on PyTorch's own CPU kernels (precision.torch_native_kernels)."""
     dtype = model_dtype(precision)
     model = copy.deepcopy(torch_model).to(getattr(torch, dtype)).train()
-    with torch_autocast(precision):
-        outputs = taps.torch_taps(model, torch.from_numpy(x.astype(dtype)))
-    out = outputs.get("output", next(reversed(outputs.values())))
-    weights = loss_weights(out.shape, seed, dtype)
-    (out * torch.from_numpy(weights)).mean().backward()
+    with torch_native_kernels(native):
+        with torch_autocast(precision):  # the forward only, as autocast is meant to be used
+            outputs = taps.torch_taps(model, torch.from_numpy(x.astype(dtype)))
+        out = outputs.get("output", next(reversed(outputs.values())))
+        weights = loss_weights(out.shape, seed, dtype)
+        (out * torch.from_numpy(weights)).mean().backward()
     grads = {n: as_numpy(p.grad).copy() for n, p in model.named_parameters()}
     with torch.no_grad():
         for p in model.parameters():
