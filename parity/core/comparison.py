@@ -58,10 +58,11 @@ def as_images(inputs, channels: int) -> np.ndarray:
     return x
 
 
-def compare(torch_model, keras_model, inputs, mode: str = "eval", seed: int = 0, precision: str = "float32",
+def compare(torch_model, keras_model, inputs, mode: str = "eval", seed: int = 0, precision: str | None = None,
             reference: bool = True, allow_tf32: bool = False) -> ParityReport:
     """Compare the two models on `inputs` (NCHW, numpy or torch) tap by tap, at `precision`
-    (float32, float64, or mixed: bfloat16, float16; see precision).
+    (float32, float64, or mixed: bfloat16, float16; see precision). By default float32 in eval
+    mode, training.TRAIN_PRECISION (float64) in train mode.
 
     With `reference` (the default below float64), a float64 copy of the torch model runs too,
     and each tap is held to the envelope: Keras' deviation from float64 within
@@ -75,6 +76,10 @@ def compare(torch_model, keras_model, inputs, mode: str = "eval", seed: int = 0,
     """
     if mode not in ("eval", "train"):
         raise ValueError(f"mode must be 'eval' or 'train', got {mode!r}")
+    if precision is None:
+        from .training import TRAIN_PRECISION
+
+        precision = TRAIN_PRECISION if mode == "train" else "float32"
     precisions.check_precision(precision)
     reference = reference and precision != "float64"
     if precision in precisions.MIXED and not reference:
