@@ -48,12 +48,13 @@ class Conversion:
     report: ParityReport | None = None  # None with verify=False
 
 
-def verify_models(torch_model_, keras_model, seed: int = 0) -> ParityReport:
-    """The parity report of the two models on random images of an odd, non-square size."""
+def verify_models(torch_model_, keras_model, seed: int = 0, reference: bool = True) -> ParityReport:
+    """The parity report of the two models on random images of an odd, non-square size; with
+    `reference`, held to the envelope around PyTorch float64 (see core.comparison.compare)."""
     from ..core import comparison  # loads Keras: only when verifying
 
     x = testing.random_images(torch_model_.spec, VERIFY_BATCH, seed=seed)
-    return comparison.compare(torch_model_, keras_model, x)
+    return comparison.compare(torch_model_, keras_model, x, reference=reference)
 
 
 def write_torch_file(state_dict, path: Path, spec: rs.ResNetSpec) -> None:
@@ -75,6 +76,7 @@ def convert_file(
     verify: bool = True,
     key: str | None = None,
     prefix: str | None = None,
+    reference: bool = True,
 ) -> Conversion:
     """Convert `src` (PyTorch side or Keras side) to `dst` (the other side), atomically.
 
@@ -85,7 +87,9 @@ def convert_file(
 
     Raises CheckpointError (and subclasses) for unreadable, unsafe or unfitting inputs,
     atomic.OutputExistsError unless `force`, and VerificationError (with the report) when the
-    written model breaks the parity contract; in every failure `dst` is left as it was."""
+    written model breaks the parity contract; in every failure `dst` is left as it was.
+    `reference=False` verifies against the fixed bounds only, without the PyTorch float64 run
+    (docs/architecture.md gives its cost)."""
     src, dst = checkpoints.check_readable(src), Path(dst)
     src_side, dst_side = side(src), side(dst)
     if src_side == dst_side:
@@ -95,11 +99,11 @@ def convert_file(
         )
     check_destination(dst, force)  # before any work
     if src_side == "torch":
-        return _torch_to_keras_file(src, dst, arch, num_classes, force, verify, key, prefix)
-    return _keras_to_torch_file(src, dst, arch, num_classes, force, verify)
+        return _torch_to_keras_file(src, dst, arch, num_classes, force, verify, key, prefix, reference)
+    return _keras_to_torch_file(src, dst, arch, num_classes, force, verify, reference)
 
 
-def _torch_to_keras_file(src, dst, arch, num_classes, force, verify_, key, prefix) -> Conversion:
+def _torch_to_keras_file(src, dst, arch, num_classes, force, verify_, key, prefix, reference) -> Conversion:
     state_dict, spec, notes = read_torch_checkpoint(src, arch, num_classes, key, prefix)
     counters = {k: int(v) for k, v in state_dict.items() if k in set(rs.plan(spec).counter_keys())}
     result = Conversion(src, dst, spec, arch is None, notes)
@@ -107,13 +111,13 @@ def _torch_to_keras_file(src, dst, arch, num_classes, force, verify_, key, prefi
         keras_archive.write(state_dict, spec, tmp, keras_io.metadata(spec, counters, src.name, notes))
         if verify_:  # the file as written, read back the way a user will read it
             written, _ = keras_io.load(tmp)
-            result.report = verify_models(torch_model(spec, state_dict), written)
+            result.report = verify_models(torch_model(spec, state_dict), written, reference=reference)
             if not result.report.ok:
                 raise VerificationError(result.report, dst)
     return result
 
 
-def _keras_to_torch_file(src, dst, arch, num_classes, force, verify_) -> Conversion:
+def _keras_to_torch_file(src, dst, arch, num_classes, force, verify_, reference) -> Conversion:
     keras_model, record = keras_io.load(src, arch, num_classes)
     spec = keras_model.spec
     state_dict = keras_state_dict(keras_model, record)
@@ -123,7 +127,7 @@ def _keras_to_torch_file(src, dst, arch, num_classes, force, verify_) -> Convers
         if verify_:
             written, _, _ = read_torch_checkpoint(tmp, spec.name, spec.num_classes if spec.include_top else None,
                                                   prefix="")  # our own keys, as written
-            result.report = verify_models(torch_model(spec, written), keras_model)
+            result.report = verify_models(torch_model(spec, written), keras_model, reference=reference)
             if not result.report.ok:
                 raise VerificationError(result.report, dst)
     return result
