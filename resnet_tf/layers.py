@@ -94,7 +94,14 @@ class Dense(keras.layers.Dense):
     layers as they number stock Dense layers."""
 
     def call(self, inputs, training=None):
-        y = ops.einsum("...i,io->...o", inputs, self.kernel)
+        if self.compute_dtype in ("float16", "bfloat16"):
+            # Half-precision products summed in float32, as PyTorch's autocast linear does:
+            # TensorFlow's CPU einsum sums float16 in float16, 4e-3 from float64 over resnet50's
+            # 2048 features where PyTorch is 7e-4.
+            y = ops.einsum("...i,io->...o", ops.cast(inputs, "float32"), ops.cast(self.kernel, "float32"))
+            y = ops.cast(y, self.compute_dtype)
+        else:
+            y = ops.einsum("...i,io->...o", inputs, self.kernel)
         return y + self.bias if self.use_bias else y
 
 
