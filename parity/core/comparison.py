@@ -13,7 +13,7 @@ import copy
 import numpy as np
 
 from . import precision as precisions
-from .frameworks import environment, keras, torch  # torch before TensorFlow: see frameworks
+from .frameworks import environment, torch  # torch before TensorFlow: see frameworks
 from .metrics import topk_agreement
 from .report import EVAL_TOLERANCE, ParityReport, tap_result
 from .taps import keras_taps, nhwc, torch_taps
@@ -27,8 +27,7 @@ def run_torch(torch_model, x: np.ndarray, precision: str = "float32", native: bo
     torch_model.eval()
     with torch.no_grad(), precisions.torch_autocast(precision), precisions.torch_native_kernels(native):
         outputs = torch_taps(torch_model, torch.from_numpy(x))
-    return {k: nhwc(v.float().numpy() if v.dtype in (torch.bfloat16, torch.float16) else v.numpy())
-            for k, v in outputs.items()}
+    return {k: nhwc(precisions.torch_numpy(v)) for k, v in outputs.items()}
 
 
 def float64_reference(torch_model, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -40,13 +39,7 @@ def run_keras(keras_model, x: np.ndarray) -> dict[str, np.ndarray]:
     """Every tap's output of the Keras model in inference mode, in forward order (NHWC for maps;
     half-precision outputs widened to float32)."""
     outputs = keras_taps(keras_model, nhwc(x))
-    return {k: keras.ops.convert_to_numpy(widened(v)) for k, v in outputs.items()}
-
-
-def widened(tensor):
-    """A Keras tensor in float32 if it is half precision (numpy has no bfloat16), else as it is."""
-    return keras.ops.cast(tensor, "float32") if keras.backend.standardize_dtype(tensor.dtype) in precisions.MIXED \
-        else tensor
+    return {k: precisions.keras_numpy(v) for k, v in outputs.items()}
 
 
 def as_images(inputs, channels: int) -> np.ndarray:

@@ -39,6 +39,23 @@ def model_dtype(precision: str) -> str:
     return "float64" if precision == "float64" else "float32"
 
 
+def torch_numpy(tensor):
+    """A torch tensor as numpy, half precision widened to float32 (numpy has no bfloat16)."""
+    import torch
+
+    tensor = tensor.detach()
+    return (tensor.float() if tensor.dtype in (torch.bfloat16, torch.float16) else tensor).numpy()
+
+
+def keras_numpy(tensor):
+    """A Keras tensor as numpy, half precision widened to float32."""
+    from .frameworks import keras
+
+    if keras.backend.standardize_dtype(tensor.dtype) in MIXED:
+        tensor = keras.ops.cast(tensor, "float32")
+    return keras.ops.convert_to_numpy(tensor)
+
+
 def torch_autocast(precision: str):
     """PyTorch's context for `precision`: autocast on the CPU for the mixed ones, else nothing."""
     if precision not in MIXED:

@@ -19,7 +19,8 @@ import torch
 
 from . import porting, taps
 from .metrics import difference, gradient_difference
-from .precision import keras_context, keras_copy, model_dtype, torch_autocast, torch_native_kernels
+from .precision import (keras_context, keras_copy, keras_numpy, model_dtype, torch_autocast, torch_native_kernels,
+                        torch_numpy)
 from .report import EVAL_TOLERANCE, GRAD_TOLERANCE, ParityReport, tap_result
 
 # Keras (and TensorFlow) load when a step runs, so that this module's constants stay light.
@@ -86,12 +87,6 @@ def weighted_sum(outputs, weights):
     return keras.ops.sum(outputs[-1] * weights) / math.prod(weights.shape)
 
 
-def as_numpy(tensor: torch.Tensor) -> np.ndarray:
-    """A torch tensor as numpy, half precision widened to float32 (numpy has no bfloat16)."""
-    tensor = tensor.detach()
-    return (tensor.float() if tensor.dtype in (torch.bfloat16, torch.float16) else tensor).numpy()
-
-
 def torch_step(torch_model, x: np.ndarray, seed: int, precision: str, native: bool = False) -> Step:
     """The step on a copy of the torch model: in float64 or float32, or float32 under autocast;
     with `native`, on PyTorch's own CPU kernels (precision.torch_native_kernels)."""
@@ -103,32 +98,29 @@ def torch_step(torch_model, x: np.ndarray, seed: int, precision: str, native: bo
         out = outputs.get("output", next(reversed(outputs.values())))
         weights = loss_weights(out.shape, seed, dtype)
         (out * torch.from_numpy(weights)).mean().backward()
-    grads = {n: as_numpy(p.grad).copy() for n, p in model.named_parameters()}
+    grads = {n: torch_numpy(p.grad).copy() for n, p in model.named_parameters()}
     with torch.no_grad():
         for p in model.parameters():
             p -= LEARNING_RATE * p.grad
-    state = {k: as_numpy(v) for k, v in model.state_dict().items()}
-    return Step({k: taps.nhwc(as_numpy(v)) for k, v in outputs.items()}, grads, state, weights)
+    state = {k: torch_numpy(v) for k, v in model.state_dict().items()}
+    return Step({k: taps.nhwc(torch_numpy(v)) for k, v in outputs.items()}, grads, state, weights)
 
 
 def keras_step(k_model, x: np.ndarray, weights: np.ndarray) -> Step:
     """The same step on a Keras model (changed in place): the forward updating its moving
     statistics once, the gradients of the loss weighted by `weights` (NCHW) by the backend's
     own autodiff, the SGD step."""
-    from .comparison import widened
-    from .frameworks import keras
     from .gradients import value_and_grad
 
     names, tapped = taps.keras_tapped_model(k_model)
     variables = porting.keras_variable_map(k_model)  # torch key -> (variable, tensor transform)
     _, outputs, grads = value_and_grad(tapped, taps.nhwc(x), weighted_sum, taps.nhwc(weights))
     grad_of = {id(var): g for var, g in zip(tapped.trainable_variables, grads)}
-    numpy = lambda tensor: keras.ops.convert_to_numpy(widened(tensor))  # noqa: E731
     grads = {}
     for key, (var, t) in variables.items():
         if var.trainable:
             g = grad_of[id(var)]
-            grads[key] = t.to_torch(numpy(g))
+            grads[key] = t.to_torch(keras_numpy(g))
             var.assign(var.value - LEARNING_RATE * g)
-    state = {key: t.to_torch(numpy(var.value)) for key, (var, t) in variables.items()}
-    return Step(dict(zip(names, map(numpy, outputs))), grads, state)
+    state = {key: t.to_torch(keras_numpy(var.value)) for key, (var, t) in variables.items()}
+    return Step(dict(zip(names, map(keras_numpy, outputs))), grads, state)
