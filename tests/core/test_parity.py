@@ -67,16 +67,16 @@ def test_train_mode_step_parity(name):
 
 
 # The smallest network of each family, in float32 against the envelope around float64. On
-# TensorFlow three leave it in some gradients (docs/architecture.md, Train mode): a ReLU whose
-# float64 input is within float32 rounding of zero opens in Keras' float32 run and not in the
-# others, which moves that element's gradient by its whole size.
+# TensorFlow three leave it in some gradients (docs/architecture.md, Train mode): in two, a ReLU
+# whose float64 input is within float32 rounding of zero opens in Keras' float32 run and not in
+# the others, which moves that element's gradient by its whole size.
 FLOAT32_TRAIN_GAPS = {"resnext50_32x4d", "wide_resnet50_2", "resnest50"}
 
 
 @pytest.mark.parametrize("name", [
     pytest.param(n, marks=pytest.mark.xfail(
         n in FLOAT32_TRAIN_GAPS and keras.backend.backend() == "tensorflow", strict=True,
-        reason="a ReLU gate within float32 rounding of zero flips (docs/architecture.md)"))
+        reason="float32 gradients leave the envelope (docs/architecture.md, Train mode)"))
     for n in ["resnet18", "resnext50_32x4d", "wide_resnet50_2", "resnest50", "resnet18d", "preact_resnet18",
               "resnet20"]
 ])
