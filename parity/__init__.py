@@ -12,7 +12,7 @@
 
 Floors, each importing only the ones below it (docs/architecture.md):
 
-    core   porting, taps, metrics, report, comparison, training, testing, frameworks
+    core   porting, taps, metrics, report, comparison, training, precision, testing, frameworks
     files  errors, atomic, checkpoints, identify, keras_io, keras_archive, loading, convert
     apps   preprocess, labels, predict, train_parity, distributed, export (ONNX, LiteRT, SavedModel, pt2)
     cli    the resnet-parity command, one module per subcommand
@@ -35,6 +35,7 @@ _EXPORTS = {
     "ParityReport": "core.report",
     "TapResult": "core.report",
     "VerificationError": "core.report",
+    "PrecisionUnavailable": "core.precision",
     "randomize_torch": "core.testing",
     "randomize_state_dict": "core.testing",
     "assert_parity": "core.testing",

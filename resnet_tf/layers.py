@@ -97,7 +97,14 @@ class Dense(keras.layers.Dense):
     layers as they number stock Dense layers."""
 
     def call(self, inputs, training=None):
-        y = ops.einsum("...i,io->...o", inputs, self.kernel)
+        if self.compute_dtype in ("float16", "bfloat16"):
+            # Half-precision products summed in float32, as PyTorch's autocast linear does:
+            # TensorFlow's CPU einsum sums float16 in float16, 4e-3 from float64 over resnet50's
+            # 2048 features where PyTorch is 7e-4.
+            y = ops.einsum("...i,io->...o", ops.cast(inputs, "float32"), ops.cast(self.kernel, "float32"))
+            y = ops.cast(y, self.compute_dtype)
+        else:
+            y = ops.einsum("...i,io->...o", inputs, self.kernel)
         return y + self.bias if self.use_bias else y
 
 
@@ -168,11 +175,11 @@ class BatchNorm(keras.layers.BatchNormalization):
         axes = [i for i in range(len(x.shape)) if i != self.axis % len(x.shape)]
         n = ops.cast(ops.size(x), stats_dtype) / x.shape[self.axis]  # values per channel
         # Sums, not ops.mean: on JAX and PyTorch Keras' mean reduces in float32 even for float64
-        # inputs. The variance in a second pass around the (global) mean.
+        # inputs; staged (see staged_sum). The variance in a second pass around the (global) mean.
         total = (_replica_sum() if self.synchronized else None) or (lambda value: value)
         n = total(n)
-        mean = total(ops.sum(x, axis=axes)) / n
-        variance = total(ops.sum(ops.square(x - mean), axis=axes)) / n
+        mean = total(staged_sum(x, axes)) / n
+        variance = total(staged_sum(ops.square(x - mean), axes)) / n
         unbiased = variance * n / ops.maximum(n - 1.0, 1.0)
         # From the variables' tensors: Keras on PyTorch multiplies a variable by a Python float in
         # float32 (0.9 becomes 0.899999976), a tensor in its own dtype.
@@ -183,6 +190,17 @@ class BatchNorm(keras.layers.BatchNormalization):
             x, mean, variance, axis=self.axis, offset=self.beta, scale=self.gamma, epsilon=self.epsilon
         )
         return ops.cast(y, self.compute_dtype)
+
+
+def staged_sum(x, axes):
+    """The sum of `x` over `axes`, one axis at a time, last first. TensorFlow's CPU kernel adds
+    the N*H*W values of a channel in long runs and loses digits as the count grows; axis by axis
+    each partial sum adds at most max(N, H, W) terms. Measured on (8, 56, 56, 64) float32 maps
+    of mean 3 and spread 0.5, the batch mean's and variance's relative error against float64:
+    TensorFlow 1.6e-6 in one reduction, 1.8e-7 staged; JAX and PyTorch 1.8e-7 either way."""
+    for axis in sorted(axes, reverse=True):
+        x = ops.sum(x, axis=axis)
+    return x
 
 
 def _replica_sum():

@@ -104,16 +104,23 @@ class KerasModels:
         self.budget = budget
         self.models: "OrderedDict[tuple, object]" = OrderedDict()
 
-    def __call__(self, spec):
+    def __call__(self, spec, policy: str | None = None):
+        """The model of `spec`, built under the dtype `policy` (default: the global one)."""
         import keras
         import resnet_spec as rs
         import resnet_tf
 
-        key = (spec, keras.backend.backend(), keras.config.dtype_policy().name)
+        policy = policy or keras.config.dtype_policy().name
+        key = (spec, keras.backend.backend(), policy)
         if key in self.models:
             self.models.move_to_end(key)
             return self.models[key]
-        model = self.models[key] = resnet_tf.ResNet(spec)
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(policy)
+        try:
+            model = self.models[key] = resnet_tf.ResNet(spec)
+        finally:
+            keras.config.set_dtype_policy(previous)
         size = lambda k: rs.count_parameters(k[0]).params  # noqa: E731
         while len(self.models) > 1 and sum(map(size, self.models)) > self.budget:
             self.models.popitem(last=False)
@@ -123,16 +130,16 @@ class KerasModels:
 keras_model_of = KerasModels()
 
 
-def ported(name_or_spec, seed: int = 0, **options):
+def ported(name_or_spec, seed: int = 0, policy: str | None = None, **options):
     """(a resnet_torch model with randomised weights, in eval mode; a resnet_tf model of the same
-    spec holding its weights, from keras_model_of)."""
+    spec holding its weights, from keras_model_of, built under the dtype `policy` if given)."""
     import parity
     import resnet_spec as rs
     import resnet_torch
     from parity.testing import randomize_torch
 
     torch_model = randomize_torch(resnet_torch.ResNet(rs.resolve(name_or_spec, **options)), seed).eval()
-    return torch_model, parity.torch_to_keras(torch_model, keras_model_of(torch_model.spec))
+    return torch_model, parity.torch_to_keras(torch_model, keras_model_of(torch_model.spec, policy))
 
 
 def shared_checkpoint(name: str) -> Path:

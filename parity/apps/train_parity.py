@@ -165,7 +165,7 @@ def train_parity(name: str = "resnet20", steps: int = 30, batch_size: int = 64, 
     from ..core import porting, testing
     from ..core.frameworks import keras, torch
     from ..core.gradients import value_and_grad
-    from ..core.training import float64_enabled, keras_copy
+    from ..core.precision import keras_context, keras_copy
 
     if init not in ("default", "random"):
         raise ValueError(f"init: got {init!r}, expected 'default' or 'random'")
@@ -179,7 +179,7 @@ def train_parity(name: str = "resnet20", steps: int = 30, batch_size: int = 64, 
     t_model = resnet_torch.create_model(name, num_classes=10)
     if init == "random":
         testing.randomize_torch(t_model, seed)
-    with float64_enabled(dtype):
+    with keras_context(dtype):
         k_model = keras_copy(porting.torch_to_keras(t_model), dtype)  # variables and compute in dtype
         t_model.to(getattr(torch, dtype)).train()
         t_opt = torch.optim.SGD(t_model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -20,7 +21,8 @@ def check_one(name: str, args):
     torch_model = testing.randomize_torch(resnet_torch.create_model(spec), seed=args.seed)
     keras_model = porting.torch_to_keras(torch_model)
     x = testing.random_images(spec, args.batch, args.size, args.seed)
-    return comparison.compare(torch_model, keras_model, x, mode=args.mode, seed=args.seed, train_dtype=args.train_dtype)
+    return comparison.compare(torch_model, keras_model, x, mode=args.mode, seed=args.seed, precision=args.precision,
+                              reference=not args.no_reference, allow_tf32=args.allow_tf32)
 
 
 def use_backend(backend: str | None) -> None:
@@ -49,6 +51,14 @@ def run(args) -> int:
         raise UsageError(f"{args.json} already exists; pass --force to overwrite it")
     if args.batch < 2 and args.mode == "train":
         raise UsageError("--mode train needs --batch >= 2 (batch statistics of one image are degenerate)")
+    if args.no_reference and args.precision in ("bfloat16", "float16"):
+        raise UsageError(f"--precision {args.precision} is checked by its envelope around float64: drop --no-reference")
+    from ..core.precision import PrecisionUnavailable, probe
+
+    try:
+        probe(args.precision)  # before any network is built
+    except PrecisionUnavailable as e:
+        raise UsageError(f"--precision {args.precision} cannot be checked here, nothing was compared: {e}")
     reports, failed = [], []
     for name in names:
         report = check_one(name, args)
@@ -83,9 +93,17 @@ def add_parser(sub):
     p.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), help="input size (default 75x67, CIFAR 33x31)")
     p.add_argument("--batch", type=int, default=2, help="batch size (default 2)")
     p.add_argument("--mode", choices=("eval", "train"), default="eval")
-    p.add_argument("--train-dtype", choices=("float64", "float32"), default="float64",
-                   help="precision of the train-mode step (default float64: float32 batch statistics "
-                   "are too coarse for the bounds in deep bottleneck networks)")
+    p.add_argument("--precision", choices=("float32", "float64", "bfloat16", "float16"),
+                   help="what both frameworks compute in (default float32, float64 with --mode train); bfloat16 "
+                   "and float16 are mixed precision: PyTorch autocast against a Keras model built under "
+                   "mixed_bfloat16 / mixed_float16")
+    p.add_argument("--train-dtype", dest="precision", choices=("float64", "float32"), help=argparse.SUPPRESS)
+    p.add_argument("--no-reference", action="store_true",
+                   help="skip the PyTorch float64 reference run (faster) and hold every tap to the fixed bounds "
+                   "instead of the envelope (float32 only)")
+    p.add_argument("--allow-tf32", action="store_true",
+                   help="let NVIDIA GPUs compute float32 matmuls and convolutions in TF32 (default: off in "
+                   "both frameworks; the report records the setting)")
     p.add_argument("--backend", choices=rs.KERAS_BACKENDS,
                    help="the Keras backend to check (default: Keras' configured one, KERAS_BACKEND)")
     p.add_argument("--seed", type=int, default=0)

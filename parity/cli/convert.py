@@ -29,7 +29,7 @@ def convert_one(src: Path, dst: Path, args) -> int:
     try:
         result = convert_file(src, dst, arch=args.arch, num_classes=args.num_classes, force=args.force,
                               verify=not args.no_verify, key=args.key, prefix=args.prefix,
-                              layout=args.layout.replace("-", "_"))
+                              layout=args.layout.replace("-", "_"), reference=not args.no_reference)
     except VerificationError as err:
         print(err.report.table(), end="\n\n")
         print(f"resnet-parity convert: {err}", file=sys.stderr)
@@ -102,5 +102,7 @@ def add_parser(sub):
                    "keras.applications.ResNet50(weights=None))")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--no-verify", action="store_true", help="skip the comparison of the written file with the source")
+    p.add_argument("--no-reference", action="store_true",
+                   help="verify against the fixed bounds only, without the PyTorch float64 reference run")
     p.set_defaults(func=run)
     return p

@@ -8,26 +8,38 @@ bound, and `first_divergence` names the first tap in forward order that breaks i
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
-from .frameworks import environment, keras, torch  # torch before TensorFlow: see frameworks
+from . import precision as precisions
+from .frameworks import environment, torch  # torch before TensorFlow: see frameworks
 from .metrics import topk_agreement
 from .report import EVAL_TOLERANCE, ParityReport, tap_result
 from .taps import keras_taps, nhwc, torch_taps
 
 
-def run_torch(torch_model, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Every tap's output of the torch model in eval mode, in forward order (NHWC for maps)."""
+def run_torch(torch_model, x: np.ndarray, precision: str = "float32", native: bool = False
+              ) -> dict[str, np.ndarray]:
+    """Every tap's output of the torch model in eval mode at `precision` (autocast for the mixed
+    ones), in forward order (NHWC for maps; half-precision outputs widened to float32). With
+    `native`, on PyTorch's own CPU kernels instead of oneDNN's (precision.torch_native_kernels)."""
     torch_model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), precisions.torch_autocast(precision), precisions.torch_native_kernels(native):
         outputs = torch_taps(torch_model, torch.from_numpy(x))
-    return {k: nhwc(v.numpy()) for k, v in outputs.items()}
+    return {k: nhwc(precisions.torch_numpy(v)) for k, v in outputs.items()}
+
+
+def float64_reference(torch_model, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Every tap of a float64 copy of the torch model (the same weights, exactly) on `x`."""
+    return run_torch(copy.deepcopy(torch_model).double(), x.astype(np.float64), "float64")
 
 
 def run_keras(keras_model, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Every tap's output of the Keras model in inference mode, in forward order (NHWC for maps)."""
+    """Every tap's output of the Keras model in inference mode, in forward order (NHWC for maps;
+    half-precision outputs widened to float32)."""
     outputs = keras_taps(keras_model, nhwc(x))
-    return {k: keras.ops.convert_to_numpy(v) for k, v in outputs.items()}
+    return {k: precisions.keras_numpy(v) for k, v in outputs.items()}
 
 
 def as_images(inputs, channels: int) -> np.ndarray:
@@ -39,30 +51,63 @@ def as_images(inputs, channels: int) -> np.ndarray:
     return x
 
 
-def compare(torch_model, keras_model, inputs, mode: str = "eval", seed: int = 0,
-            train_dtype: str = "float64") -> ParityReport:
-    """Compare the two models on `inputs` (NCHW, numpy or torch) tap by tap.
+def compare(torch_model, keras_model, inputs, mode: str = "eval", seed: int = 0, precision: str | None = None,
+            reference: bool = True, allow_tf32: bool = False) -> ParityReport:
+    """Compare the two models on `inputs` (NCHW, numpy or torch) tap by tap, at `precision`
+    (float32, float64, or mixed: bfloat16, float16; see precision). By default float32 in eval
+    mode, training.TRAIN_PRECISION (float64) in train mode.
+
+    With `reference` (the default below float64), a float64 copy of the torch model runs too,
+    and each tap is held to the envelope: Keras' deviation from float64 within
+    ENVELOPE_MULTIPLE times PyTorch's own (see report.TapResult). Without it, each tap is
+    held to the fixed bounds. TF32 stays off unless `allow_tf32`.
 
     mode="eval": inference with running statistics. mode="train": one training step on copies
     of both models (batch statistics, gradients of one scalar loss, an SGD step, then every
-    parameter and running statistic, computed in `train_dtype`; see training). The given
-    models are unchanged.
+    parameter and running statistic; see training). The given models are unchanged; a Keras
+    model built under another precision's policy is copied, the copy built under it.
     """
     if mode not in ("eval", "train"):
         raise ValueError(f"mode must be 'eval' or 'train', got {mode!r}")
+    if precision is None:
+        from .training import TRAIN_PRECISION
+
+        precision = TRAIN_PRECISION if mode == "train" else "float32"
+    precisions.check_precision(precision)
+    reference = reference and precision != "float64"
+    if precision in precisions.MIXED and not reference:
+        raise ValueError(f"{precision} is compared by its envelope around float64: it needs reference=True")
     spec = torch_model.spec
     x = as_images(inputs, spec.in_channels)
-    if mode == "train":
-        from .training import train_step_report
+    precisions.probe(precision)
+    with precisions.tf32(allow_tf32):
+        if mode == "train":
+            from .training import train_step_report
 
-        report = train_step_report(torch_model, keras_model, x, seed, dtype=train_dtype)
-        report.environment = environment()
-        return report
-    ref = run_torch(torch_model, x)
-    ours = run_keras(keras_model, x)
-    report = ParityReport(spec.name, mode, tuple(x.shape), environment=environment())
+            report = train_step_report(torch_model, keras_model, x, seed, precision, reference)
+        else:
+            report = eval_report(torch_model, keras_model, x, precision, reference)
+        report.environment = {**environment(), "devices": precisions.devices(torch_model),
+                              "tf32": {"allowed": allow_tf32, **precisions.tf32_state()}}
+    return report
+
+
+def eval_report(torch_model, keras_model, x: np.ndarray, precision: str, reference: bool) -> ParityReport:
+    spec = torch_model.spec
+    dtype = precisions.model_dtype(precision)
+    float64 = float64_reference(torch_model, x) if reference else {}
+    t_model = copy.deepcopy(torch_model).double() if precision == "float64" else torch_model
+    ref = run_torch(t_model, x.astype(dtype), precision)
+    # PyTorch's own deviation from float64 is one sample of its rounding; its native kernels
+    # sum in other orders, a second sample (see report.TapResult.torch_dev).
+    variant = run_torch(t_model, x.astype(dtype), precision, native=True) if reference else {}
+    with precisions.keras_context(precision):
+        ours = run_keras(precisions.keras_at(keras_model, precision), x.astype(dtype))
+    report = ParityReport(spec.name, "eval", tuple(x.shape), precision=precision,
+                          reference="float64" if reference else None)
     for name, kind in torch_model.plan.taps().items():
-        report.rows.append(tap_result(name, kind, ref[name], ours[name], EVAL_TOLERANCE))
+        report.rows.append(tap_result(name, kind, ref[name], ours[name], EVAL_TOLERANCE, float64.get(name),
+                                      torch_variant=variant.get(name)))
     out = ref.get("output")
     if out is not None and out.ndim == 2 and out.shape[1] > 1 and spec.include_top:
         report.k = min(5, out.shape[1])

@@ -68,12 +68,13 @@ def randomize_torch(model, seed: int = 0):
     return model
 
 
-def assert_parity(torch_model, keras_model, inputs, mode: str = "eval", seed: int = 0, train_dtype="float64"):
+def assert_parity(torch_model, keras_model, inputs, mode: str = "eval", **options):
     """Assert that the two models agree on `inputs` (NCHW) by the parity contract; return the
-    report. The failure message names the first divergent layer and carries the table."""
+    report. `options` are compare's (seed, precision, reference, allow_tf32). The failure
+    message names the first divergent layer and carries the table."""
     from .comparison import compare  # loads both frameworks: not at import
 
-    report = compare(torch_model, keras_model, inputs, mode=mode, seed=seed, train_dtype=train_dtype)
+    report = compare(torch_model, keras_model, inputs, mode=mode, **options)
     if not report.ok:
         raise AssertionError(
             f"{report.model}: PyTorch and Keras diverge first at {report.first_divergence}\n"

@@ -51,12 +51,13 @@ class Conversion:
     report: ParityReport | None = None  # None with verify=False
 
 
-def verify_models(torch_model_, keras_model, seed: int = 0) -> ParityReport:
-    """The parity report of the two models on random images of an odd, non-square size."""
+def verify_models(torch_model_, keras_model, seed: int = 0, reference: bool = True) -> ParityReport:
+    """The parity report of the two models on random images of an odd, non-square size; with
+    `reference`, held to the envelope around PyTorch float64 (see core.comparison.compare)."""
     from ..core import comparison  # loads Keras: only when verifying
 
     x = testing.random_images(torch_model_.spec, VERIFY_BATCH, seed=seed)
-    return comparison.compare(torch_model_, keras_model, x)
+    return comparison.compare(torch_model_, keras_model, x, reference=reference)
 
 
 def write_torch_file(state_dict, path: Path, spec: rs.ResNetSpec) -> None:
@@ -83,6 +84,7 @@ def convert_file(
     key: str | None = None,
     prefix: str | None = None,
     layout: str = "resnet_tf",
+    reference: bool = True,
 ) -> Conversion:
     """Convert `src` to `dst`, atomically: a PyTorch-side file to a Keras one, a resnet_tf Keras
     file to a PyTorch one, and a keras.applications file to either.
@@ -97,7 +99,9 @@ def convert_file(
 
     Raises CheckpointError (and subclasses) for unreadable, unsafe or unfitting inputs,
     atomic.OutputExistsError unless `force`, and VerificationError (with the report) when the
-    written model breaks the parity contract; in every failure `dst` is left as it was."""
+    written model breaks the parity contract; in every failure `dst` is left as it was.
+    `reference=False` verifies against the fixed bounds only, without the PyTorch float64 run
+    (docs/architecture.md gives its cost)."""
     src, dst = checkpoints.check_readable(src), Path(dst)
     if layout not in LAYOUTS:
         raise ValueError(f"layout: got {layout!r}, expected one of {LAYOUTS}")
@@ -114,19 +118,20 @@ def convert_file(
         raise CheckpointError(f"{dst}: keras.applications' layout is written as a .weights.h5 file")
     check_destination(dst, force)  # before any work
     if dst_side == "keras":
-        return _to_keras_file(src, dst, arch, num_classes, force, verify, key, prefix, layout)
+        return _to_keras_file(src, dst, arch, num_classes, force, verify, key, prefix, layout, reference)
     if as_tensors:
         state_dict, spec, notes = read_checkpoint(src, arch, num_classes, key, prefix)
         result = Conversion(src, dst, spec, arch is None, notes)
         return _to_torch_file(result, state_dict, lambda: porting.torch_to_keras(torch_model(spec, state_dict)),
-                              force, verify)
+                              force, verify, reference)
     keras_model, record = keras_io.load(src, arch, num_classes)
     notes = ["architecture from the Keras file"] if arch is None else []
     result = Conversion(src, dst, keras_model.spec, arch is None, notes)
-    return _to_torch_file(result, keras_state_dict(keras_model, record), lambda: keras_model, force, verify)
+    return _to_torch_file(result, keras_state_dict(keras_model, record), lambda: keras_model, force, verify,
+                          reference)
 
 
-def _to_keras_file(src, dst, arch, num_classes, force, verify_, key, prefix, layout) -> Conversion:
+def _to_keras_file(src, dst, arch, num_classes, force, verify_, key, prefix, layout, reference) -> Conversion:
     state_dict, spec, notes = read_checkpoint(src, arch, num_classes, key, prefix)
     counters = {k: int(v) for k, v in state_dict.items() if k in set(rs.plan(spec).counter_keys())}
     result = Conversion(src, dst, spec, arch is None, notes)
@@ -139,7 +144,8 @@ def _to_keras_file(src, dst, arch, num_classes, force, verify_, key, prefix, lay
         else:
             keras_archive.write(state_dict, spec, tmp, record)
         if verify_:  # the file as written, read back the way a user will read it
-            result.report = verify_models(torch_model(spec, state_dict), _read_back(tmp, spec, layout))
+            result.report = verify_models(torch_model(spec, state_dict), _read_back(tmp, spec, layout),
+                                          reference=reference)
             if not result.report.ok:
                 raise VerificationError(result.report, dst)
     return result
@@ -154,7 +160,7 @@ def _read_back(path: Path, spec: rs.ResNetSpec, layout: str):
     return porting.torch_to_keras(torch_model(spec, state_dict))
 
 
-def _to_torch_file(result: Conversion, state_dict, keras_model, force, verify_) -> Conversion:
+def _to_torch_file(result: Conversion, state_dict, keras_model, force, verify_, reference) -> Conversion:
     """Write `state_dict` as result.dst; verify it against `keras_model()`, the source's Keras model."""
     spec = result.spec
     with atomic_path(result.dst, force) as tmp:
@@ -162,7 +168,7 @@ def _to_torch_file(result: Conversion, state_dict, keras_model, force, verify_) 
         if verify_:
             written, _, _ = read_torch_checkpoint(tmp, spec.name, spec.num_classes if spec.include_top else None,
                                                   prefix="")  # our own keys, as written
-            result.report = verify_models(torch_model(spec, written), keras_model())
+            result.report = verify_models(torch_model(spec, written), keras_model(), reference=reference)
             if not result.report.ok:
                 raise VerificationError(result.report, result.dst)
     return result

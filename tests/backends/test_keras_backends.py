@@ -21,6 +21,7 @@ import resnet_spec as rs  # noqa: E402
 import resnet_tf  # noqa: E402
 import resnet_torch  # noqa: E402
 from parity.core.metrics import relative_error  # noqa: E402
+from parity.core.precision import PrecisionUnavailable, probe  # noqa: E402
 from parity.core.testing import randomize_torch  # noqa: E402
 from conftest import ported, size_for  # noqa: E402
 
@@ -67,6 +68,18 @@ def test_train_mode_step_parity(name):
     report = parity.compare(torch_model, keras_model, images(torch_model.spec, batch=3), mode="train")
     assert sum(r.kind == "gradient" for r in report.rows) == len(list(torch_model.parameters()))
     assert report.ok, report.table()
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_mixed_precision_is_within_the_envelope(precision):
+    # PyTorch's CPU autocast against a Keras model built under this backend's mixed policy.
+    try:
+        probe(precision)
+    except PrecisionUnavailable as e:
+        pytest.skip(str(e))
+    torch_model, keras_model = ported("resnet20", seed=5, policy=f"mixed_{precision}")
+    report = parity.compare(torch_model, keras_model, images(torch_model.spec), precision=precision)
+    assert report.ok and report.precision == precision, report.table()
 
 
 def test_features_only_and_folding():

@@ -110,3 +110,19 @@ def test_check_command_runs_the_suite_on_the_backend_asked_for(backend, tmp_path
     assert report["ok"] and report["environment"]["backend"] == backend
     assert {"torch", "keras"} <= set(report["environment"]["versions"])
     assert math.isfinite(report["rows"][-1]["max_rel"])
+
+
+def test_check_in_bfloat16_records_precision_devices_and_tf32(tmp_path):
+    out = tmp_path / "report.json"
+    run = subprocess.run([SCRIPT, "check", "resnet20", "--precision", "bfloat16", "--allow-tf32", "--json", str(out)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "torch-f64" in run.stdout and "TF32 on" in run.stdout
+    (report,) = json.loads(out.read_text())
+    assert report["precision"] == "bfloat16" and report["reference"] == "float64" and report["envelope_multiple"] == 4.0
+    assert report["environment"]["tf32"]["allowed"] is True and report["environment"]["devices"]["torch"] == "cpu"
+    assert all(row["keras_dev"] <= row["bound"] for row in report["rows"])
+
+    refused = subprocess.run([SCRIPT, "check", "resnet20", "--precision", "bfloat16", "--no-reference"],
+                             capture_output=True, text=True)
+    assert refused.returncode == 2 and "--no-reference" in refused.stderr and "Traceback" not in refused.stderr

@@ -7,6 +7,8 @@ import pytest
 import torch
 
 
+import keras  # noqa: E402
+
 import parity  # noqa: E402
 import resnet_spec as rs  # noqa: E402
 from conftest import ported, size_for, sizes_for  # noqa: E402
@@ -31,7 +33,10 @@ def test_eval_parity_and_bit_identical_round_trip(name):
     sizes = sizes_for(spec)
     torch_model, keras_model = ported(name, seed=len(name))
     for i, size in enumerate(sizes):
-        report = parity.compare(torch_model, keras_model, images(size, seed=i))
+        # The fixed bound, which these well-conditioned weights meet everywhere (test_envelope
+        # holds a badly conditioned network to the envelope); the float64 run of every variant at
+        # three sizes would add minutes (resnest269: 8 s a run in float64).
+        report = parity.compare(torch_model, keras_model, images(size, seed=i), reference=False)
         stages = [r for r in report.rows if r.kind == "stage"]
         assert len(stages) == len(spec.layers)
         assert report.ok, report.table()
@@ -61,12 +66,25 @@ def test_train_mode_step_parity(name):
     assert all(torch.equal(v, before[k]) for k, v in torch_model.state_dict().items())
 
 
-@pytest.mark.parametrize("name", ["resnet18", "resnet20", "preact_resnet18"])
+# The smallest network of each family, in float32 against the envelope around float64. On
+# TensorFlow three leave it in some gradients (docs/architecture.md, Train mode): in two, a ReLU
+# whose float64 input is within float32 rounding of zero opens in Keras' float32 run and not in
+# the others, which moves that element's gradient by its whole size.
+FLOAT32_TRAIN_GAPS = {"resnext50_32x4d", "wide_resnet50_2", "resnest50"}
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.xfail(
+        n in FLOAT32_TRAIN_GAPS and keras.backend.backend() == "tensorflow", strict=True,
+        reason="float32 gradients leave the envelope (docs/architecture.md, Train mode)"))
+    for n in ["resnet18", "resnext50_32x4d", "wide_resnet50_2", "resnest50", "resnet18d", "preact_resnet18",
+              "resnet20"]
+])
 def test_train_mode_step_parity_in_float32(name):
-    # Shallow basic-block networks are well conditioned enough for float32 batch statistics.
     size = (33, 31) if name == "resnet20" else (67, 61)
-    torch_model, keras_model = ported(name, seed=5)
-    report = parity.compare(torch_model, keras_model, images(size, batch=4), mode="train", train_dtype="float32")
+    torch_model, keras_model = ported(name, seed=4)
+    report = parity.compare(torch_model, keras_model, images(size, batch=3), mode="train", precision="float32")
+    assert report.reference == "float64"
     assert report.ok, report.table()
 
 
