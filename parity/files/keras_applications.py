@@ -221,7 +221,8 @@ def _ordered(found: dict[str, dict[int, np.ndarray]], source) -> dict[str, list[
 
 
 def _optimizer_note(f) -> list[str]:
-    return [f"optimizer state ({g}) left out"] if any(g in f for g in OPTIMIZER_GROUPS) else []
+    present = [g for g in OPTIMIZER_GROUPS if g in f]
+    return [f"optimizer state ({', '.join(present)}) left out"] if present else []
 
 
 def _attribute_list(group, name: str) -> list[str]:
