@@ -226,6 +226,22 @@ def test_missing_extra_and_misshaped_layers_are_named(saved, tmp_path):
     assert "conv1_conv" in message and "(7, 7, 3, 32)" in message and "(7, 7, 3, 64)" in message
 
 
+@pytest.mark.parametrize("kind, group", [(".weights.h5", "optimizer"), (".h5", "optimizer_weights")])
+def test_optimizer_state_is_left_out_and_said(saved, kind, group, tmp_path):
+    """A file saved with its optimizer (Keras 3's optimizer/, tf.keras' optimizer_weights/): the
+    weights read as without it, and the notes say what was left out."""
+    _, files = saved["v1"]
+
+    def add_optimizer(f):
+        f[f"{group}/vars/0"] = np.zeros(3, "float32")
+
+    src = edited(files[kind], tmp_path / group, add_optimizer)
+    state_dict, _, notes = keras_applications.read(src)
+    plain, _, plain_notes = keras_applications.read(files[kind])
+    assert list(state_dict) == list(plain) and all(torch.equal(state_dict[k], plain[k]) for k in plain)
+    assert f"optimizer state ({group}) left out" in notes and not any("optimizer" in n for n in plain_notes)
+
+
 def test_lambda_layers_are_refused(saved, tmp_path):
     _, files = saved["v1"]
     evil = {"class_name": "Lambda", "config": {"name": "evil", "function": ["4wEAAAAA", None, None],
