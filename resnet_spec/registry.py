@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 from typing import Callable
 
+from .keras_applications import FAMILY as KERAS_APPLICATIONS
 from .spec import ResNetSpec
 
 _DEPTHS = {
@@ -69,7 +70,7 @@ def _variants() -> list[ResNetSpec]:
     # biases on every conv), v2 its pre-activation form as Keras builds it (the stride on the
     # last block of stages 1-3, subsampled by a 1x1 max pool on the shortcut). Both pad the stem's
     # pool with zeros, use BatchNorm epsilon 1.001e-5 and expect Keras' preprocessing modes.
-    keras = dict(family="keras_applications", bn_eps=1.001e-5, stem_pool_pad="zeros")
+    keras = dict(family=KERAS_APPLICATIONS, bn_eps=1.001e-5, stem_pool_pad="zeros")
     for d in (50, 101, 152):
         specs.append(_resnet(d, name=f"keras_resnet{d}", conv_bias="all", stride_conv="1x1",
                              preprocessing="caffe", **keras))

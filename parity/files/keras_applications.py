@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 import resnet_spec as rs
+from resnet_spec.keras_applications import FAMILY
 
 from ..core.porting import NUM_BATCHES_TRACKED, tensors
 from . import keras_archive, keras_io
@@ -45,7 +46,6 @@ from .checkpoints import check_readable
 from .errors import CheckpointError, UnsafeCheckpointError, shorten
 from .identify import ArchitectureError, Difference
 
-FAMILY = "keras_applications"
 LAYOUT = "keras_applications"  # record["layout"] of the .weights.h5 files written here
 LEGACY_SUFFIX = ".h5"
 # Keras' class of each weighted layer kind, snake-cased as Keras names a layer's weights group.

@@ -17,6 +17,7 @@ import dataclasses
 import numpy as np
 
 import resnet_spec as rs
+from resnet_spec.preprocessing import CROP_FRACTION
 
 from ...core import testing
 from .. import preprocess
@@ -54,7 +55,7 @@ def real_images(spec: rs.ResNetSpec, size: tuple[int, int] | None = None) -> np.
     h, w = size or (spec.input_size, spec.input_size)
     pre = preprocess.for_spec(spec)
     side = max(h, w)  # a square crop, cut to h x w (the pipeline crops squares)
-    pre = dataclasses.replace(pre, crop=side, resize=max(side, round(side / preprocess.CROP_FRACTION)))
+    pre = dataclasses.replace(pre, crop=side, resize=max(side, round(side / CROP_FRACTION)))
     views = [view for photo in load_sample_images().images for view in photo_views(photo)]
     photos = preprocess.to_torch(views, pre).numpy()
     top, left = (side - h) // 2, (side - w) // 2
