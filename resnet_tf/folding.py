@@ -40,8 +40,9 @@ def fold_batchnorm(model: keras.Model) -> keras.Model:
         return layer.__class__.from_config(config)
 
     folded = keras.models.clone_model(model, clone_function=clone)
-    # Its own name: two models of one name, each in a tf.function, crashed TensorFlow 2.21's
-    # oneDNN graph rewrite (a segmentation fault in MklLayoutRewritePass on AVX-512 machines).
+    # Its own name, so that the two are told apart in graphs and reports. (An older
+    # note here blamed a shared name for a crash in TensorFlow's oneDNN rewrite; the cause was a
+    # Pad feeding a fused residual sum, see ZeroPadShortcut.)
     folded.name = f"{model.name}_folded"
     for layer in folded.layers:
         source = model.get_layer(layer.name)

@@ -310,7 +310,14 @@ class Pool2D(keras.layers.Layer):
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class ZeroPadShortcut(keras.layers.Layer):
     """Option A shortcut of the CIFAR ResNets: keep every stride-th pixel (starting at the
-    first, as x[:, :, ::s, ::s] in PyTorch), then pad channels with zeros on both sides."""
+    first, as x[:, :, ::s, ::s] in PyTorch), then pad channels with zeros on both sides.
+
+    The zeros are concatenated rather than padded: a Pad feeding the residual sum crashes
+    TensorFlow 2.21's oneDNN graph rewrite, or worse. Where a conv with a bias (a BatchNorm
+    folded into it) ends the branch, TensorFlow fuses conv, bias, sum and ReLU into one node and
+    then merges a Pad into it, and it may take the shortcut's Pad for the conv's own (seen as a
+    segmentation fault in MklLayoutRewritePass, in about half the runs of folded resnet20).
+    """
 
     def __init__(self, stride: int, pad_before: int, pad_after: int, **kwargs):
         super().__init__(**kwargs)
@@ -320,7 +327,9 @@ class ZeroPadShortcut(keras.layers.Layer):
         s = self.stride
         if s > 1:
             x = x[:, ::s, ::s, :]
-        return ops.pad(x, [[0, 0], [0, 0], [0, 0], [self.pad_before, self.pad_after]])
+        n, h, w = ops.shape(x)[:3]
+        zeros = lambda c: ops.zeros((n, h, w, c), x.dtype)  # noqa: E731
+        return ops.concatenate([zeros(self.pad_before), x, zeros(self.pad_after)], axis=-1)
 
     def compute_output_shape(self, input_shape):
         n, h, w, c = input_shape

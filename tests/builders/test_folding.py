@@ -56,3 +56,17 @@ def test_folding_leaves_the_source_model_alone():
     before = {k: v.clone() for k, v in model.state_dict().items()}
     resnet_torch.fold_batchnorm(model)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_no_pad_feeds_a_residual_sum_in_tensorflow():
+    """TensorFlow's oneDNN rewrite fuses a biased conv with the residual sum after it, then may
+    merge the shortcut's Pad into that conv as if it were the conv's own (a segmentation fault,
+    in about half the runs of folded resnet20 in a tf.function). So no sum may read a Pad: the
+    CIFAR shortcut concatenates its zero channels."""
+    _, keras_model = ported("resnet20", seed=5)
+    folded = resnet_tf.fold_batchnorm(keras_model)
+    graph = tf.function(lambda a: folded(a, training=False)).get_concrete_function(
+        tf.TensorSpec((1, 32, 32, 3), tf.float32)).graph
+    sums = [op for op in graph.get_operations() if op.type in ("Add", "AddV2")]
+    assert len(sums) >= 9  # one per block of resnet20, at least
+    assert not [(op.name, i.op.name) for op in sums for i in op.inputs if i.op.type in ("Pad", "PadV2")]
