@@ -94,7 +94,7 @@ def add_parser(sub):
     p.add_argument("--batch", type=int, default=2, help="batch size (default 2)")
     p.add_argument("--mode", choices=("eval", "train"), default="eval")
     p.add_argument("--precision", choices=("float32", "float64", "bfloat16", "float16"),
-                   help="what both frameworks compute in (default float32, float64 with --mode train); bfloat16 "
+                   help="what both frameworks compute in (default float32); bfloat16 "
                    "and float16 are mixed precision: PyTorch autocast against a Keras model built under "
                    "mixed_bfloat16 / mixed_float16")
     p.add_argument("--train-dtype", dest="precision", choices=("float64", "float32"), help=argparse.SUPPRESS)

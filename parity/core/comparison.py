@@ -55,7 +55,7 @@ def compare(torch_model, keras_model, inputs, mode: str = "eval", seed: int = 0,
             reference: bool = True, allow_tf32: bool = False) -> ParityReport:
     """Compare the two models on `inputs` (NCHW, numpy or torch) tap by tap, at `precision`
     (float32, float64, or mixed: bfloat16, float16; see precision). By default float32 in eval
-    mode, training.TRAIN_PRECISION (float64) in train mode.
+    mode, training.TRAIN_PRECISION (float32) in train mode.
 
     With `reference` (the default below float64), a float64 copy of the torch model runs too,
     and each tap is held to the envelope: Keras' deviation from float64 within

@@ -64,11 +64,15 @@ def tap_result(name: str, kind: str, reference, other, tolerance: float = EVAL_T
     """The row for `other` (Keras) against `reference` (PyTorch), same layout, by `measure`
     (metrics.difference or one with the same signature); with `float64`, the PyTorch float64
     value, each side's deviation from it by the same measure (PyTorch's the larger of
-    `reference`'s and `torch_variant`'s, its run on its native kernels)."""
+    `reference`'s and `torch_variant`'s, its run on its native kernels). `float64` may also be
+    each run's own float64 value, (for reference, for torch_variant, for other): the train step
+    gives each run the gates that its rounding decided (see gates)."""
     deviations = {}
     if float64 is not None:
-        torch_dev = max(measure(float64, t).max_rel for t in (reference, torch_variant) if t is not None)
-        deviations = {"torch_dev": torch_dev, "keras_dev": measure(float64, other).max_rel}
+        for_torch, for_variant, for_other = float64 if isinstance(float64, tuple) else (float64,) * 3
+        torch_dev = max(measure(f, t).max_rel for f, t in ((for_torch, reference), (for_variant, torch_variant))
+                        if t is not None)
+        deviations = {"torch_dev": torch_dev, "keras_dev": measure(for_other, other).max_rel}
     return TapResult.of(name, kind, getattr(reference, "shape", ()), measure(reference, other), tolerance,
                         **deviations)
 
@@ -86,6 +90,9 @@ class ParityReport:
     environment: dict = field(default_factory=dict)
     precision: str = "float32"
     reference: str | None = None  # "float64" when every row carries the deviations from it
+    # Train mode with the reference: how many ReLU gates each run's float64 step took from that
+    # run, where rounding decided them (see gates); {"torch", "torch_native", "keras"}.
+    followed_gates: dict | None = None
 
     @property
     def ok(self) -> bool:
@@ -137,6 +144,9 @@ class ParityReport:
                 figure = (f"keras-f64 {w.keras_dev:.2e}, torch-f64 {w.torch_dev:.2e} (bound {w.bound:.1e})" if ref
                           else f"max_rel {w.max_rel:.2e} (bound {w.tolerance:.0e})")
                 lines.append(f"{len(rows)} {kind}s, worst {w.name}: {figure}")
+        if self.followed_gates and any(self.followed_gates.values()):
+            runs = ", ".join(f"{run} {n}" for run, n in self.followed_gates.items())
+            lines.append(f"ReLU gates decided by rounding, taken from each run by its float64 step: {runs}")
         if self.top1_agreement is not None:
             lines.append(f"top-1 agreement {self.top1_agreement:.0%}, top-{self.k} agreement {self.topk_agreement:.0%}")
         verdict = "PASS" if self.ok else f"FAIL: first divergence at {self.first_divergence}"
@@ -157,6 +167,7 @@ class ParityReport:
             "topk_agreement": self.topk_agreement,
             "k": self.k,
             "environment": self.environment,
+            "followed_gates": self.followed_gates,
             "rows": [dict(asdict(r), ok=r.ok, bound=r.bound, shape=list(r.shape)) for r in self.rows],
         }
 

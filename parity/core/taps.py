@@ -17,6 +17,11 @@ def nhwc(a: np.ndarray) -> np.ndarray:
     return np.transpose(a, (0, 2, 3, 1)) if a.ndim == 4 else a
 
 
+def nchw(a: np.ndarray) -> np.ndarray:
+    """A Keras feature map (N, H, W, C) in PyTorch's layout (N, C, H, W); other ranks unchanged."""
+    return np.transpose(a, (0, 3, 1, 2)) if a.ndim == 4 else a
+
+
 def torch_taps(model, x) -> "OrderedDict[str, object]":
     """Run a resnet_torch model on `x` (NCHW) and return every tap's output (torch tensors)."""
     return model.forward_taps(x)

@@ -112,6 +112,18 @@ def test_check_command_runs_the_suite_on_the_backend_asked_for(backend, tmp_path
     assert math.isfinite(report["rows"][-1]["max_rel"])
 
 
+def test_check_in_train_mode_runs_a_float32_step_in_its_envelope(tmp_path):
+    out = tmp_path / "report.json"
+    run = subprocess.run([SCRIPT, "check", "resnet18", "--mode", "train", "--batch", "3", "--json", str(out)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "train mode, float32, envelope 4x PyTorch's deviation from float64" in run.stdout
+    (report,) = json.loads(out.read_text())
+    assert (report["mode"], report["precision"], report["reference"]) == ("train", "float32", "float64")
+    assert set(report["followed_gates"]) == {"torch", "torch_native", "keras"}
+    assert {row["kind"] for row in report["rows"]} >= {"gradient", "parameter", "buffer"}
+
+
 def test_check_in_bfloat16_records_precision_devices_and_tf32(tmp_path):
     out = tmp_path / "report.json"
     run = subprocess.run([SCRIPT, "check", "resnet20", "--precision", "bfloat16", "--allow-tf32", "--json", str(out)],

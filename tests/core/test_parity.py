@@ -17,7 +17,10 @@ from parity.testing import assert_parity  # noqa: E402
 # One representative per family for the train-mode step (batch statistics, gradients, SGD).
 TRAIN_REPRESENTATIVES = [
     "resnet50", "resnext50_32x4d", "wide_resnet50_2", "resnest50", "resnet50d", "preact_resnet50", "resnet20",
+    "keras_resnet50", "cifar10_notebook",
 ]
+# And the smallest network of each family.
+SMALLEST = [rs.names(family)[0] for family in rs.FAMILIES]
 
 
 pytestmark = pytest.mark.usefixtures("free_keras")  # conftest
@@ -53,38 +56,31 @@ def test_eval_parity_and_bit_identical_round_trip(name):
 
 @pytest.mark.parametrize("name", TRAIN_REPRESENTATIVES)
 def test_train_mode_step_parity(name):
+    # The default: float32, each run held to the envelope around its float64 step (the ReLU
+    # gates its rounding decided taken from it: parity.core.gates).
     spec = rs.get(name)
     size = size_for(spec, (33, 31), (67, 61))
     torch_model, keras_model = ported(name, seed=4)
     before = {k: v.clone() for k, v in torch_model.state_dict().items()}
     report = parity.compare(torch_model, keras_model, images(size, batch=3), mode="train")
+    assert (report.precision, report.reference) == ("float32", "float64")
     kinds = {r.kind for r in report.rows}
     assert {"stem", "block", "stage", "output", "gradient", "parameter", "buffer"} <= kinds
     assert sum(r.kind == "gradient" for r in report.rows) == len(list(torch_model.parameters()))
+    assert set(report.followed_gates) == {"torch", "torch_native", "keras"}
     assert report.ok, report.table()
     # The caller's models are untouched: the step ran on copies.
     assert all(torch.equal(v, before[k]) for k, v in torch_model.state_dict().items())
 
 
-# The smallest network of each family, in float32 against the envelope around float64. On
-# TensorFlow three leave it in some gradients (docs/architecture.md, Train mode): in two, a ReLU
-# whose float64 input is within float32 rounding of zero opens in Keras' float32 run and not in
-# the others, which moves that element's gradient by its whole size.
-FLOAT32_TRAIN_GAPS = {"resnext50_32x4d", "wide_resnet50_2", "resnest50"}
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(
-        n in FLOAT32_TRAIN_GAPS and keras.backend.backend() == "tensorflow", strict=True,
-        reason="float32 gradients leave the envelope (docs/architecture.md, Train mode)"))
-    for n in ["resnet18", "resnext50_32x4d", "wide_resnet50_2", "resnest50", "resnet18d", "preact_resnet18",
-              "resnet20"]
-])
-def test_train_mode_step_parity_in_float32(name):
-    size = (33, 31) if name == "resnet20" else (67, 61)
+@pytest.mark.parametrize("name", SMALLEST)
+def test_train_mode_step_parity_in_float64(name):
+    # float64 on both sides, held to the fixed bounds: no float32 rounding to hide a port's error.
+    spec = rs.get(name)
     torch_model, keras_model = ported(name, seed=4)
-    report = parity.compare(torch_model, keras_model, images(size, batch=3), mode="train", precision="float32")
-    assert report.reference == "float64"
+    report = parity.compare(torch_model, keras_model, images(size_for(spec, (33, 31), (67, 61)), batch=3),
+                            mode="train", precision="float64")
+    assert (report.precision, report.reference) == ("float64", None)
     assert report.ok, report.table()
 
 
