@@ -64,15 +64,11 @@ def tap_result(name: str, kind: str, reference, other, tolerance: float = EVAL_T
     """The row for `other` (Keras) against `reference` (PyTorch), same layout, by `measure`
     (metrics.difference or one with the same signature); with `float64`, the PyTorch float64
     value, each side's deviation from it by the same measure (PyTorch's the larger of
-    `reference`'s and `torch_variant`'s, its run on its native kernels). `float64` may also be
-    each run's own float64 value, (for reference, for torch_variant, for other): the train step
-    gives each run the gates that its rounding decided (see gates)."""
+    `reference`'s and `torch_variant`'s, its run on its native kernels)."""
     deviations = {}
     if float64 is not None:
-        for_torch, for_variant, for_other = float64 if isinstance(float64, tuple) else (float64,) * 3
-        torch_dev = max(measure(f, t).max_rel for f, t in ((for_torch, reference), (for_variant, torch_variant))
-                        if t is not None)
-        deviations = {"torch_dev": torch_dev, "keras_dev": measure(for_other, other).max_rel}
+        torch_dev = max(measure(float64, t).max_rel for t in (reference, torch_variant) if t is not None)
+        deviations = {"torch_dev": torch_dev, "keras_dev": measure(float64, other).max_rel}
     return TapResult.of(name, kind, getattr(reference, "shape", ()), measure(reference, other), tolerance,
                         **deviations)
 
