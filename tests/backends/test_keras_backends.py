@@ -59,11 +59,17 @@ def test_eval_parity_and_bit_identical_round_trip(name):
             assert torch.equal(back[key], tensor), key
 
 
-@pytest.mark.parametrize("name", FAMILY_VARIANTS)
-def test_train_mode_step_parity(name):
+# The smallest network of each family for the train step; wide_resnet50_2 (69M parameters) one
+# block a stage deep (22M), as the others: its whole step holds some 4 GB, which beside the main
+# test process nears this machine's memory. The whole of it is checked on TensorFlow (tests/core).
+TRAIN_CASES = [(name, {"layers": (1, 1, 1, 1)} if name == "wide_resnet50_2" else {}) for name in FAMILY_VARIANTS]
+
+
+@pytest.mark.parametrize("name, options", TRAIN_CASES, ids=[name for name, _ in TRAIN_CASES])
+def test_train_mode_step_parity(name, options):
     # Batch statistics, gradients by this backend's own autodiff, an SGD step, running statistics:
     # float32 (the default) against the envelope around float64.
-    torch_model, keras_model = ported(name, seed=4)
+    torch_model, keras_model = ported(name, seed=4, **options)
     spec = torch_model.spec
     size = size_for(spec, None, None)  # the notebook's one size; images' own otherwise
     report = parity.compare(torch_model, keras_model, images(spec, size, batch=3), mode="train")
