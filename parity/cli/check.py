@@ -53,7 +53,10 @@ def run(args) -> int:
         raise UsageError("--mode train needs --batch >= 2 (batch statistics of one image are degenerate)")
     if args.no_reference and args.precision in ("bfloat16", "float16"):
         raise UsageError(f"--precision {args.precision} is checked by its envelope around float64: drop --no-reference")
-    from ..core.precision import PrecisionUnavailable, probe
+    from ..core.precision import TRAIN_MIXED, PrecisionUnavailable, probe
+
+    if args.mode == "train" and args.precision in ("bfloat16", "float16"):
+        raise UsageError(f"--mode train --precision {args.precision}: {TRAIN_MIXED}")
 
     try:
         probe(args.precision)  # before any network is built

@@ -77,6 +77,8 @@ def compare(torch_model, keras_model, inputs, mode: str = "eval", seed: int = 0,
     reference = reference and precision != "float64"
     if precision in precisions.MIXED and not reference:
         raise ValueError(f"{precision} is compared by its envelope around float64: it needs reference=True")
+    if precision in precisions.MIXED and mode == "train":
+        raise ValueError(precisions.TRAIN_MIXED)
     spec = torch_model.spec
     x = as_images(inputs, spec.in_channels)
     precisions.probe(precision)

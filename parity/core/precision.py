@@ -18,6 +18,12 @@ import sys
 
 PRECISIONS = ("float64", "float32", "bfloat16", "float16")
 MIXED = {"bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}  # precision -> Keras policy
+# Measured (batch 3 at 67x61, TensorFlow): in bfloat16 resnet50 and resnext50_32x4d meet the
+# train step's envelope and resnest50 leaves it (one gradient, 4.3x PyTorch's deviation); in
+# float16 all three leave it (14, 16 and 4 rows; resnet50's layer4.0.conv3 gradient at 7.6x).
+# Until that is understood, the train step is not offered in them.
+TRAIN_MIXED = ("the train step is checked in float32 or float64; bfloat16 and float16 are checked in eval "
+               "mode (their train steps leave the envelope in places, see docs/architecture.md)")
 
 
 class PrecisionUnavailable(RuntimeError):

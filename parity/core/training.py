@@ -120,11 +120,12 @@ def loss_weights(shape, seed: int, dtype) -> np.ndarray:
 
 def weighted_sum(outputs, weights):
     """The scalar loss of the train-mode check: the last tap weighted by fixed random numbers,
-    averaged (a sum over the count: Keras' ops.mean computes in float32 off TensorFlow)."""
+    averaged (a sum over the count: Keras' ops.mean computes in float32 off TensorFlow). A
+    half-precision output is widened to the weights' float32 first, as PyTorch promotes it."""
     from .frameworks import keras
 
     weights = keras.ops.convert_to_tensor(weights)
-    return keras.ops.sum(outputs[-1] * weights) / math.prod(weights.shape)
+    return keras.ops.sum(keras.ops.cast(outputs[-1], weights.dtype) * weights) / math.prod(weights.shape)
 
 
 def torch_step(torch_model, x: np.ndarray, seed: int, precision: str, native: bool = False,

@@ -123,6 +123,10 @@ def test_check_in_train_mode_runs_a_float32_step_in_its_envelope(tmp_path):
     assert set(report["followed_gates"]) == {"torch", "torch_native", "keras"}
     assert {row["kind"] for row in report["rows"]} >= {"gradient", "parameter", "buffer"}
 
+    refused = subprocess.run([SCRIPT, "check", "resnet18", "--mode", "train", "--precision", "bfloat16"],
+                             capture_output=True, text=True)
+    assert refused.returncode == 2 and "float32 or float64" in refused.stderr and "Traceback" not in refused.stderr
+
 
 def test_check_in_bfloat16_records_precision_devices_and_tf32(tmp_path):
     out = tmp_path / "report.json"

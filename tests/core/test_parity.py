@@ -145,3 +145,5 @@ def test_compare_rejects_bad_inputs():
         parity.compare(torch_model, keras_model, np.zeros((2, 32, 32, 3), np.float32))
     with pytest.raises(ValueError, match="mode"):
         parity.compare(torch_model, keras_model, images((32, 32)), mode="test")
+    with pytest.raises(ValueError, match="float32 or float64"):
+        parity.compare(torch_model, keras_model, images((32, 32)), mode="train", precision="bfloat16")
