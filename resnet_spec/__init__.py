@@ -15,7 +15,7 @@ from .cost import Counts, count_macs, count_parameters
 from .keras_applications import keras_applications_names
 from .geometry import output_length, output_size
 from .naming import KERAS_BACKENDS, keras_name
-from .plan import CLASSIFIER, Plan, foldable_pairs, plan
+from .plan import CLASSIFIER, Plan, classifier_root, foldable_pairs, plan
 from .preprocessing import NORMALIZATIONS, Normalization
 from .registry import FAMILIES, UnknownArchitecture, builders, get, names, resolve
 from .spec import (
@@ -57,6 +57,6 @@ __all__ = [
     "BLOCKS", "BLOCK_KINDS", "BN_COUNTER", "BN_EPS", "BN_MOMENTUM", "BatchNorm", "Block", "BlockKind", "CLASSIFIER", "Conv",
     "CONV_BIASES", "Counts", "Dropout", "Flatten", "FAMILIES", "GlobalPool", "HEAD_LAYERS", "KERAS_BACKENDS", "Linear", "NAMINGS", "NORMALIZATIONS", "Normalization", "POOLINGS", "PREPROCESSINGS", "Plan", "Pool", "ReLU", "ResNetSpec", "SHORTCUTS",
     "STEMS", "SpecError", "SplitAttention", "Step", "UnknownArchitecture", "WEIGHTED", "Weighted", "ZeroPadShortcut",
-    "builders", "count_macs", "count_parameters", "foldable_pairs", "get", "keras_applications_names", "keras_name", "leaves", "names", "output_length",
+    "builders", "classifier_root", "count_macs", "count_parameters", "foldable_pairs", "get", "keras_applications_names", "keras_name", "leaves", "names", "output_length",
     "output_size", "plan", "resolve",
 ]

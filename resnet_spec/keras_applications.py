@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from .plan import plan
 from .spec import ResNetSpec
-from .steps import BatchNorm, Conv, Linear, leaves
+from .steps import BatchNorm, Conv, leaves
 
 FAMILY = "keras_applications"
+PREDICTIONS = "predictions"  # keras.applications' name for its classifier
 
 
 def keras_applications_names(spec: ResNetSpec) -> dict[str, str]:
@@ -31,7 +32,8 @@ def keras_applications_names(spec: ResNetSpec) -> dict[str, str]:
             names.update(_numbered(block.branch, prefix, first=1))
             names.update(_numbered(block.shortcut, prefix, first=0))
     names.update({s.name: "post_bn" for s in p.final if isinstance(s, BatchNorm)})
-    names.update({s.name: "predictions" for s in p.head if isinstance(s, Linear)})
+    if p.classifier is not None:  # keras.applications' classifier is one Dense (no spec.head)
+        names[p.classifier.name] = PREDICTIONS
     return names
 
 

@@ -283,11 +283,17 @@ def _head(spec: ResNetSpec, channels: int) -> tuple[tuple[Step, ...], tuple[Step
 CLASSIFIER = "fc"  # torchvision's name for the classifier, and for the nn.Sequential of a longer head
 
 
+def classifier_root(spec: ResNetSpec) -> str:
+    """The classifier's module name in the variant's naming: "fc" (the notebook's "classifier");
+    with spec.head, the container of the head's layers."""
+    return "classifier" if _notebook(spec) else CLASSIFIER
+
+
 def _classifier(spec: ResNetSpec, channels: int) -> list[Step]:
     """The Linear "fc" (the notebook's "classifier"), or with spec.head the head's layers and
     then that Linear, numbered fc.0, fc.1, ... as nn.Sequential numbers its children (a
     fine-tuned `model.fc`)."""
-    root = "classifier" if _notebook(spec) else CLASSIFIER
+    root = classifier_root(spec)
     if not spec.head:
         return [Linear(root, channels, spec.num_classes)]
     steps: list[Step] = []

@@ -84,7 +84,7 @@ def read_head(shapes: Mapping[str, tuple[int, ...]], source: str = "checkpoint",
 def describe_head(spec: rs.ResNetSpec) -> str:
     """One line on the head read from a file, with what was assumed (a note of convert)."""
     parts = []
-    root = classifier_root(spec)
+    root = rs.classifier_root(spec)
     for step in rs.plan(spec).head:
         if step.name.startswith(root + "."):
             parts.append(f"Linear({step.in_features}, {step.out_features})" if isinstance(step, rs.Linear)
@@ -92,11 +92,6 @@ def describe_head(spec: rs.ResNetSpec) -> str:
     return (f"classifier head {root} read as nn.Sequential({', '.join(parts)}) (a state_dict keeps no "
             f"layer without weights: ReLU assumed between Linears, and Dropout's rate, which matters only in "
             f"training, as p={ASSUMED_DROPOUT})")
-
-
-def classifier_root(spec: rs.ResNetSpec) -> str:
-    """The classifier's module name in the variant's naming ("fc"; the notebook's "classifier")."""
-    return rs.plan(rs.get(spec.name)).classifier.name
 
 
 def expected_shapes(spec: rs.ResNetSpec) -> dict[str, tuple[int, ...]]:
@@ -159,7 +154,7 @@ def identify(
     by_root: dict[str, dict] = {}
 
     def options_for(name: str) -> dict:  # the head is read under each naming's classifier name
-        root = classifier_root(rs.get(name))
+        root = rs.classifier_root(rs.get(name))
         if root not in by_root:
             by_root[root] = _options(shapes, num_classes, source, root)
         return by_root[root]
@@ -215,7 +210,7 @@ def hints(shapes: Mapping[str, tuple[int, ...]], closest: Difference) -> str:
         under = closest.unexpected
         out.append(f"beside {closest.spec.name}'s layers it holds {len(under)} tensors under {root!r} "
                    f"({', '.join(under[:4])}{' ...' if len(under) > 4 else ''}), which {closest.spec.name} has "
-                   f"not: if that is the classifier head, rename it {classifier_root(closest.spec)!r} "
+                   f"not: if that is the classifier head, rename it {rs.classifier_root(closest.spec)!r} "
                    f"({READABLE_HEADS})")
     return "".join(f" Hint: {h}." for h in out)
 

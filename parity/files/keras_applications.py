@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 import resnet_spec as rs
-from resnet_spec.keras_applications import FAMILY
+from resnet_spec.keras_applications import FAMILY, PREDICTIONS
 
 from ..core.porting import NUM_BATCHES_TRACKED, tensors
 from . import keras_archive, keras_io
@@ -67,12 +67,6 @@ def variant_names() -> list[str]:
 def known_layer_names() -> frozenset[str]:
     """Every keras.applications layer name of our variants (with their classifier)."""
     return frozenset(n for name in variant_names() for n in rs.keras_applications_names(rs.get(name)).values())
-
-
-@functools.cache
-def classifier_name() -> str:
-    """keras.applications' name for our classifier `fc` ("predictions")."""
-    return rs.keras_applications_names(rs.get(variant_names()[0]))[rs.CLASSIFIER]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,7 +277,7 @@ def backbone_pooling(config: dict | None) -> str | None:
 def _options(layers: dict[str, list[np.ndarray]], num_classes: int | None, config: dict | None = None) -> dict:
     """num_classes from the classifier's kernel (in, out), unless given; none: a backbone,
     pooled as its config says (see POOLING_LAYERS)."""
-    arrays = layers.get(classifier_name())
+    arrays = layers.get(PREDICTIONS)
     if arrays is None and num_classes is None:
         return {"include_top": False, "pooling": backbone_pooling(config)}
     if arrays is None:
@@ -395,6 +389,9 @@ def check_layout(spec: rs.ResNetSpec, dst) -> None:
     if spec.family != FAMILY:
         raise CheckpointError(f"{spec.name} is no keras.applications network; only {', '.join(variant_names())} "
                               "can be written in keras.applications' layout")
+    if spec.head:
+        raise CheckpointError(f"{spec.name} has a classifier head of {len(spec.head) + 1} layers; keras.applications' "
+                              f"classifier is one Dense layer ({PREDICTIONS!r}), so this head has no place in its layout")
 
 
 def write_weights(state_dict, spec: rs.ResNetSpec, path, record: dict) -> None:

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.usefixtures("free_keras")  # conftest
 
 
 def images(spec, size=None, batch=2, seed=0):
-    size = size or ((33, 31) if spec.input_size <= 64 else (67, 61))
+    size = size or size_for(spec, (33, 31), (67, 61))
     return np.random.default_rng(seed).standard_normal((batch, spec.in_channels, *size)).astype(np.float32)
 
 
@@ -70,9 +70,7 @@ def test_train_mode_step_parity(name, options):
     # Batch statistics, gradients by this backend's own autodiff, an SGD step, running statistics:
     # float32 (the default) against the envelope around float64.
     torch_model, keras_model = ported(name, seed=4, **options)
-    spec = torch_model.spec
-    size = size_for(spec, None, None)  # the notebook's one size; images' own otherwise
-    report = parity.compare(torch_model, keras_model, images(spec, size, batch=3), mode="train")
+    report = parity.compare(torch_model, keras_model, images(torch_model.spec, batch=3), mode="train")
     assert (report.precision, report.reference) == ("float32", "float64")
     assert sum(r.kind == "gradient" for r in report.rows) == len(list(torch_model.parameters()))
     assert report.ok, report.table()

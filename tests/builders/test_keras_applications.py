@@ -11,13 +11,16 @@ import pytest
 import torch
 
 import resnet_spec as rs
-from conftest import free_keras_memory, ported
+from conftest import ported
+from parity.core.metrics import relative_error
+from parity.core.report import EVAL_TOLERANCE as BOUND
 
 KERAS_APPLICATIONS = {
     "keras_resnet50": "ResNet50", "keras_resnet101": "ResNet101", "keras_resnet152": "ResNet152",
     "keras_resnet50v2": "ResNet50V2", "keras_resnet101v2": "ResNet101V2", "keras_resnet152v2": "ResNet152V2",
 }
-BOUND = 1e-5  # the parity contract's eval bound, relative to max(1, max|reference|)
+pytestmark = pytest.mark.usefixtures("free_keras")  # conftest
+
 BACKBONE_SIZES = [(75, 67), (64, 80), (61, 61)]  # odd non-square, even non-square, odd square
 
 
@@ -53,11 +56,6 @@ def run(model, x):
     return keras.ops.convert_to_numpy(model(x, training=False))
 
 
-def relative_error(reference, other) -> float:
-    reference, other = np.asarray(reference, np.float64), np.asarray(other, np.float64)
-    return float(np.abs(reference - other).max() / max(1.0, np.abs(reference).max()))
-
-
 @pytest.fixture(scope="module")
 def images():
     rng = np.random.default_rng(7)
@@ -81,7 +79,6 @@ def test_with_the_head_at_224_all_three_agree(name, images):
     assert relative_error(reference, ours_torch) <= BOUND
     assert (reference.argmax(1) == ours_torch.argmax(1)).all()
     del theirs
-    free_keras_memory()
 
 
 @pytest.mark.parametrize("name", list(KERAS_APPLICATIONS))
@@ -99,7 +96,6 @@ def test_backbones_agree_at_odd_even_and_non_square_sizes(name, images):
         assert relative_error(reference, ours_keras) <= BOUND, size
         assert relative_error(reference, ours_torch) <= BOUND, size
     del theirs
-    free_keras_memory()
 
 
 def test_a_wrong_map_would_be_caught(images):
@@ -114,4 +110,3 @@ def test_a_wrong_map_would_be_caught(images):
     x = images[(224, 224)]
     assert relative_error(run(theirs, x), run(keras_model, x)) > 100 * BOUND
     del theirs
-    free_keras_memory()

@@ -22,7 +22,7 @@ from parity.core.report import EVAL_TOLERANCE  # noqa: E402
 from parity.files import atomic, errors, keras_applications, loading  # noqa: E402
 from parity.files.convert import convert_file  # noqa: E402
 from parity.files.identify import ArchitectureError  # noqa: E402
-from parity.testing import random_images  # noqa: E402
+from parity.testing import random_images, randomize_torch  # noqa: E402
 
 KINDS = (".keras", ".h5", ".weights.h5")
 # keras.applications fixes the input size of a model with its classifier (224); a backbone takes
@@ -292,6 +292,16 @@ def test_no_overwrite_without_force_and_no_legacy_output(saved, tmp_path):
         convert_file(files[".keras"], tmp_path / "out.h5", verify=False)
     with pytest.raises(errors.CheckpointError, match="no keras.applications network"):
         convert_file(loading_resnet18(tmp_path), tmp_path / "x.weights.h5", layout="keras_applications", verify=False)
+    # keras.applications' classifier is one Dense: a fine-tuned MLP head has no place in its layout.
+    mlp = tmp_path / "mlp_head.pth"
+    import resnet_torch
+
+    spec = rs.resolve("keras_resnet50", head=(("linear", 64), ("relu",)), num_classes=5)
+    model = randomize_torch(resnet_torch.ResNet(spec), seed=2)
+    torch.save(model.state_dict(), mlp)
+    with pytest.raises(errors.CheckpointError, match="one Dense layer"):
+        convert_file(mlp, tmp_path / "mlp.weights.h5", layout="keras_applications", verify=False)
+    assert not (tmp_path / "mlp.weights.h5").exists()
 
 
 def loading_resnet18(tmp_path):
